@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Both create .venv when it is missing and install the project into it.
+VENV   ?= .venv
+PYTHON ?= python3
+PIP    := $(VENV)/bin/python -m pip
+STAMP  := $(VENV)/.lofi-installed
+
+.PHONY: install demo test bench clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# CPU torch first (a local wheel on our machines); never an unpinned, CUDA torch.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lofi demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/analysis.py
+	$(VENV)/bin/python benchmarks/query.py
+	$(VENV)/bin/python benchmarks/render.py
+
+clean-data:
+	rm -rf data/lofi.duckdb data/export data/dagster_home Tracks/*/

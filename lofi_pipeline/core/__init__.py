@@ -1,0 +1,1 @@
+"""Pure domain core. Nothing in this package imports dagster."""
