@@ -1,0 +1,515 @@
+"""`lofi` — the command line over the same Dagster jobs the UI shows.
+
+Commands that run pipeline stages launch the project's jobs in-process against
+the library's Dagster instance (DAGSTER_HOME under data/), so their runs are
+visible in `dagster dev`. Errors print one line and exit with code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import typer.core
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from lofi_pipeline.core.errors import LofiError
+
+
+
+class _LofiGroup(typer.core.TyperGroup):
+    """Turns a LofiError from any command into one red line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LofiError as exc:
+            Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+
+app = typer.Typer(help="Plan, reuse, render and re-file long-form lo-fi mixes.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False, cls=_LofiGroup)
+notion_app = typer.Typer(help="Read Notion track pages.", no_args_is_help=True)
+app.add_typer(notion_app, name="notion")
+
+out = Console()
+err = Console(stderr=True)
+
+TrackOpt = Annotated[int, typer.Option("--track", "-t", help="Track number (the Tracks/{N} folder).")]
+
+
+def _settings():
+    from lofi_pipeline.settings import Settings
+
+    return Settings.load()
+
+
+class _RunProgress:
+    """A Rich progress bar fed by '[progress] <task> i/n ...' lines from Dagster run logs."""
+
+    _LINE = re.compile(r"^\[progress\] (\w+) (\d+)/(\d+)\s*(.*)$")
+
+    def __init__(self, title: str):
+        self.title = title
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[item]}"), TimeElapsedColumn(), console=err,
+                                 transient=False, disable=not err.is_terminal)
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, message: str, level: int) -> None:
+        m = self._LINE.match(message)
+        if m:
+            name, done, total, item = m[1], int(m[2]), int(m[3]), m[4]
+            if name not in self.tasks:
+                self.tasks[name] = self.progress.add_task(name, total=total, item="")
+            self.progress.update(self.tasks[name], completed=done, total=total, item=item[:40])
+        elif level >= 30:  # warnings and errors from the run
+            err.print(f"[yellow]{message}[/yellow]")
+
+    def __enter__(self):
+        from lofi_pipeline import runner
+
+        runner.LOG_LISTENERS.append(self)
+        self.progress.start()
+        if not err.is_terminal:
+            err.print(f"{self.title} …")
+        return self
+
+    def __exit__(self, *exc):
+        from lofi_pipeline import runner
+
+        self.progress.stop()
+        runner.LOG_LISTENERS.remove(self)
+
+
+def _run(job: str, *, partition: int | None = None, run_config: dict | None = None, title: str = ""):
+    from lofi_pipeline.runner import run_job
+
+    with _RunProgress(title or job):
+        return run_job(_settings(), job, partition=partition, run_config=run_config)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- setup
+@app.command()
+def init() -> None:
+    """Create lofi.yaml, data/ and Tracks/ in LOFI_HOME and the library schema."""
+    from importlib import resources
+
+    from lofi_pipeline.core.library import Library
+    from lofi_pipeline.runner import prepare_instance
+
+    s = _settings()
+    cfg = s.home / "lofi.yaml"
+    if not cfg.exists():
+        cfg.write_text(resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text())
+    for d in (s.tracks_dir, s.pages_dir, s.features_dir):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    version = Library(s.duckdb_path).init()
+    prepare_instance(s)
+    out.print(f"library ready in {s.home} (schema v{version}, settings {cfg.name})")
+
+
+@app.command("import")
+def import_(
+    track: Annotated[Optional[int], typer.Option("--track", "-t", help="Track number.")] = None,
+    page: Annotated[Optional[str], typer.Option(help="Notion URL/id or exported .md file.")] = None,
+    songs_dir: Annotated[Optional[Path], typer.Option(help="Audio folder; default Tracks/N/Songs.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Import every track page under --parent.")] = False,
+    parent: Annotated[Optional[str], typer.Option(help="Notion parent page or database URL.")] = None,
+    force: Annotated[bool, typer.Option(help="Re-fetch the page and re-analyse every file.")] = False,
+) -> None:
+    """Import a track: its page (plan), its songs (audio features) and embeddings."""
+    if all_:
+        return _import_all(parent, force)
+    if track is None:
+        _fail("--track N is required (or --all --parent URL)")
+    run_config = {"ops": {
+        "notion_pages": {"config": {"page": page or "", "force": force}},
+        "audio_features": {"config": {"folders": [str(songs_dir.resolve())] if songs_dir else [],
+                                      "force": force}}}}
+    from lofi_pipeline.runner import asset_metadata
+
+    result = _run("import_job", partition=track, run_config=run_config, title=f"import track {track}")
+    plan = asset_metadata(result, "track_plans")
+    feats = asset_metadata(result, "audio_features")
+    songs = asset_metadata(result, "songs_table")
+    out.print(f"track {track}: [bold]{plan.get('title') or '(untitled)'}[/bold] — {plan.get('arcs')} arcs, "
+              f"{plan.get('prompts')} prompts; {feats.get('files')} files, {feats.get('analysed')} analysed, "
+              f"{feats.get('errors')} errors; library {songs.get('library_songs')} songs")
+    for w in plan.get("warnings") or []:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    if feats.get("errors"):
+        raise typer.Exit(code=1)
+
+
+def _import_all(parent: Optional[str], force: bool) -> None:
+    from lofi_pipeline.defs.resources import build_resources
+
+    s = _settings()
+    notion = build_resources(s)["notion"]
+    pages = notion.list_pages(parent)
+    imported = 0
+    for page in pages:
+        m = re.search(r"track\s*0*(\d+)", page.get("title") or "", re.IGNORECASE)
+        if not m:
+            err.print(f"[yellow]skipped[/yellow] page {page['id']} ('{page.get('title')}'): no track number "
+                      "in its title")
+            continue
+        n = int(m[1])
+        _run("notion_sync_job", partition=n, run_config={"ops": {"notion_pages": {"config": {
+            "page": page["id"], "force": force}}}}, title=f"page of track {n}")
+        imported += 1
+    out.print(f"{imported} track page(s) imported from {len(pages)} page(s)")
+
+
+@app.command()
+def embed() -> None:
+    """Bring song embeddings up to date (only new or changed texts are encoded)."""
+    from lofi_pipeline.runner import asset_metadata
+
+    meta = asset_metadata(_run("embed_job", title="embeddings"), "song_embeddings")
+    out.print(f"{meta.get('encoded')} encoded, {meta.get('embeddings')} embeddings ({meta.get('model')})")
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files or folders (walked recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line per file.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes; default = cores.")] = None,
+) -> None:
+    """Analyse audio files (duration, BPM, key, loudness, content hash) without importing them."""
+    from lofi_pipeline.core.audio import analyze_files, iter_audio_files
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        _fail(f"{missing[0]}: no such file or folder")
+    files = iter_audio_files(paths)
+    keys = ["path", "duration_seconds", "bpm", "bpm_confidence", "key", "key_confidence", "camelot",
+            "loudness_lufs", "true_peak_db", "content_hash", "error"]
+    with Progress(TextColumn("analyse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=not err.is_terminal) as bar:
+        task = bar.add_task("analyse", total=len(files))
+        results = analyze_files(files, workers=workers, on_result=lambda _f: bar.advance(task))
+    if as_json:
+        for r in results:
+            d = r.to_dict()
+            sys.stdout.write(json.dumps({k: d.get(k) for k in keys}) + "\n")
+    else:
+        table = Table("file", "duration", "BPM", "key", "camelot", "LUFS", "error")
+        for r in results:
+            table.add_row(Path(r.path).name, f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
+                          f"{r.bpm:.1f}" if r.bpm else "—", r.key or "—", r.camelot or "",
+                          f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", r.error or "")
+        out.print(table)
+    if any(r.error for r in results):
+        raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- planning
+def _query_json(track: int) -> dict:
+    """The seed-compatible JSON of a track's matches."""
+    from lofi_pipeline.core.library import Library
+
+    s = _settings()
+    lib = Library(s.duckdb_path)
+    plan = lib.load_plan(track)
+    m = lib.df("SELECT m.*, s.bpm, s.key, s.arc AS song_arc, s.duration_seconds, s.path FROM matches m "
+               "JOIN songs s USING (song_id) WHERE m.track_number = ? ORDER BY prompt_order, rank", [track])
+    results: dict[str, list] = {}
+    for arc in plan.arcs:
+        rows = []
+        for p in arc.prompts:
+            mm = m[m.prompt_order == p.order]
+            rows.append({"prompt_number": p.number, "prompt_order": p.order, "prompt_text": p.text,
+                         "matches": [{"filename": r.filename, "song_id": r.song_id, "path": r.path,
+                                      "score": round(float(r.score), 4),
+                                      "similarity": round(float(r.similarity), 4),
+                                      "bpm": None if r.bpm != r.bpm else round(float(r.bpm), 1),
+                                      "key": r.key, "arc": None if r.song_arc != r.song_arc else int(r.song_arc),
+                                      "duration": round(float(r.duration_seconds), 2),
+                                      "components": {"arc": r.arc_score, "bpm": r.bpm_score,
+                                                     "key": r.key_score, "usage": r.usage_score}}
+                                     for r in mm.itertuples()]})
+        results[f"arc_{arc.number}"] = rows
+    return {"track_number": track, "track_title": plan.title or plan.page_title,
+            "total_prompts": len(plan.prompts), "total_matches": int(len(m)),
+            "prompts_matched": int(m.prompt_order.nunique()) if len(m) else 0, "results": results}
+
+
+@app.command()
+def query(
+    track: TrackOpt,
+    top_k: Annotated[Optional[int], typer.Option(help="Matches per prompt (default from lofi.yaml: 5).")] = None,
+    min_similarity: Annotated[Optional[float], typer.Option(help="Minimum cosine similarity (0.6).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Target minutes (default: the page's).")] = None,
+    include_same_track: Annotated[bool, typer.Option(help="Offer songs made for this track too.")] = False,
+    unused_only: Annotated[bool, typer.Option(help="Only songs never used in a published track.")] = False,
+    output: Annotated[Optional[Path], typer.Option(help="Write the matches as JSON.")] = None,
+) -> None:
+    """Match library songs to every prompt of a track, select a mix and report the gaps."""
+    cfg = {"top_k": top_k or 0, "min_similarity": -1.0 if min_similarity is None else min_similarity,
+           "include_same_track": include_same_track, "unused_only": unused_only}
+    _run("query_job", partition=track, title=f"query track {track}", run_config={"ops": {
+        "track_matches": {"config": cfg},
+        "track_selection": {"config": {"duration_minutes": duration or 0.0}}}})
+    data = _query_json(track)
+    table = Table("arc", "#", "prompt", "best match", "score", "sim", title=data["track_title"])
+    for arc, rows in data["results"].items():
+        for r in rows:
+            best = r["matches"][0] if r["matches"] else None
+            table.add_row(arc.split("_")[1], str(r["prompt_number"]), r["prompt_text"][:50],
+                          best["filename"] if best else "[red]— gap —[/red]",
+                          f"{best['score']:.2f}" if best else "", f"{best['similarity']:.2f}" if best else "")
+    out.print(table)
+    out.print(f"{data['prompts_matched']}/{data['total_prompts']} prompts matched, {data['total_matches']} matches")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def gaps(track: TrackOpt) -> None:
+    """Show which prompts still need new songs (and write gaps.json / remaining-prompts.md)."""
+    from lofi_pipeline.runner import asset_metadata
+
+    result = _run("query_job", partition=track, title=f"gaps of track {track}")
+    meta = asset_metadata(result, "gap_report")
+    s = _settings()
+    report = json.loads((Path(s.tracks_dir) / str(track) / "metadata" / "gaps.json").read_text())
+    table = Table("arc", "#", "status", "best sim", "needs", "prompt")
+    colors = {"none": "red", "weak": "yellow", "good": "green"}
+    for p in report["prompts"]:
+        table.add_row(str(p["arc_number"]), str(p["prompt_number"]),
+                      f"[{colors.get(p['status'], 'white')}]{p['status']}[/]",
+                      f"{p['best_similarity']:.2f}" if p.get("best_similarity") is not None else "—",
+                      str(p.get("songs_needed", "")), p["text"][:60])
+    out.print(table)
+    totals = {k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out.print(", ".join(f"{k}: {v}" for k, v in totals.items()))
+    out.print(f"files in {Path(s.tracks_dir) / str(track) / 'metadata'}")
+
+
+@app.command()
+def scaffold(track: TrackOpt,
+             force: Annotated[bool, typer.Option(help="Overwrite a README.md you edited.")] = False) -> None:
+    """Create Tracks/{N}/ (Songs, Rendered, Video, metadata/track.json, README.md) from the page."""
+    from lofi_pipeline.core.library import Library
+    from lofi_pipeline.core.workspace import scaffold_track
+
+    s = _settings()
+    plan = Library(s.duckdb_path).load_plan(track)
+    if plan is None:
+        _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
+    res = scaffold_track(Path(s.tracks_dir), plan, track_number=track, force=force)
+    out.print(f"Tracks/{track}: {res}")
+
+
+@app.command()
+def duration(track: Annotated[Optional[int], typer.Option("--track", "-t")] = None,
+             folder: Annotated[Optional[Path], typer.Option("--dir", help="Any folder of songs.")] = None) -> None:
+    """Per-arc song count and duration of the songs on disk."""
+    from lofi_pipeline.core.workspace import duration_table
+
+    s = _settings()
+    target = folder or (Path(s.tracks_dir) / str(track) / "Songs" if track is not None else None)
+    if target is None:
+        _fail("give --track N or --dir FOLDER")
+    if not target.exists():
+        _fail(f"{target}: folder not found")
+    summary = duration_table(target)
+    table = Table("arc", "songs", "minutes")
+    for row in summary.arcs:
+        table.add_row(str(row.arc if row.arc is not None else "?"), str(row.songs), f"{row.seconds / 60:.1f}")
+    out.print(table)
+    out.print(f"total: {summary.songs} songs, {summary.total_seconds:.0f} s = "
+              f"{summary.total_seconds / 60:.1f} min = {summary.total_seconds / 3600:.2f} h")
+
+
+@app.command("prepare-render")
+def prepare_render(track: TrackOpt,
+                   mode: Annotated[Optional[str], typer.Option(help="copy | hardlink | move")] = None) -> None:
+    """Place the selected songs in Tracks/{N}/Songs in mix order and write render_plan.json."""
+    from lofi_pipeline.runner import asset_metadata
+
+    if mode and mode not in {"copy", "hardlink", "move"}:
+        _fail(f"--mode '{mode}': expected copy, hardlink or move")
+    result = _run("prepare_job", partition=track, title=f"prepare track {track}",
+                  run_config={"ops": {"render_folder": {"config": {"mode": mode or ""}}}})
+    meta = asset_metadata(result, "render_folder")
+    out.print(f"placed {meta.get('placed')} songs, {meta.get('already_there')} already there, "
+              f"conflicts: {meta.get('conflicts') or 'none'}")
+
+
+@app.command()
+def render(track: TrackOpt,
+           duration: Annotated[str, typer.Option(help="test (5 min) | auto (sum of songs) | HOURS")] = "test") -> None:
+    """Render the mix video with ffmpeg into Tracks/{N}/Rendered/output_{timestamp}/."""
+    from lofi_pipeline.defs.assets import render_target_seconds
+    from lofi_pipeline.runner import asset_metadata
+
+    render_target_seconds(duration)  # validate before launching
+    result = _run("render_job", partition=track, title=f"render track {track}",
+                  run_config={"ops": {"rendered_mix": {"config": {"duration": duration}}}})
+    meta = asset_metadata(result, "rendered_mix")
+    out.print(f"rendered {meta.get('output_dir')}")
+    for k in ("duration_seconds", "integrated_lufs", "true_peak_db", "wall_seconds", "realtime_factor"):
+        if k in meta:
+            out.print(f"  {k}: {meta[k]}")
+
+
+@app.command("post-render")
+def post_render(track: TrackOpt,
+                folder: Annotated[Optional[Path], typer.Option("--dir", help="Default Tracks/N/Rendered.")] = None) -> None:
+    """Import new audio files from Tracks/{N}/Rendered (or --dir) into the library."""
+    from lofi_pipeline.runner import asset_metadata
+
+    s = _settings()
+    folder = folder or Path(s.tracks_dir) / str(track) / "Rendered"
+    result = _run("post_render_job", partition=track, title=f"post-render track {track}",
+                  run_config={"ops": {"audio_features": {"config": {"folders": [str(folder.resolve())]}}}})
+    feats = asset_metadata(result, "audio_features")
+    out.print(f"{feats.get('files')} files seen, {feats.get('analysed')} new songs, "
+              f"{feats.get('known_content')} already known, {feats.get('errors')} errors")
+
+
+@app.command()
+def publish(track: TrackOpt,
+            url: Annotated[str, typer.Option(help="The YouTube URL of the published video.")],
+            date: Annotated[Optional[str], typer.Option(help="Publication date YYYY-MM-DD (today).")] = None) -> None:
+    """Mark a track published and count each of its songs as used once."""
+    from datetime import datetime
+
+    from lofi_pipeline.core.library import Library
+    from lofi_pipeline.core.workspace import validate_youtube_url, write_json_atomic
+
+    s = _settings()
+    video_id = validate_youtube_url(url)
+    try:
+        day = datetime.strptime(date, "%Y-%m-%d") if date else None
+    except ValueError:
+        _fail(f"--date '{date}': expected YYYY-MM-DD")
+    res = Library(s.duckdb_path).publish(track, youtube_url=url, video_id=video_id, published_on=day)
+    target = Path(s.tracks_dir) / str(track) / "metadata" / "published.json"
+    write_json_atomic(target, {"track_number": track, "youtube_url": url, "video_id": video_id,
+                               "published_on": (day or datetime.now()).date().isoformat(),
+                               "songs": res["songs"]})
+    out.print(f"track {track} published ({video_id}); {res['newly_counted']} song uses counted "
+              f"({res['songs']} songs)")
+
+
+@app.command()
+def stats() -> None:
+    """Library figures: songs, tracks, hours, most-used songs, BPM and key distributions."""
+    from lofi_pipeline.core.library import Library
+
+    lib = Library(_settings().duckdb_path)
+    head = lib.df("SELECT count(*) AS songs, coalesce(round(sum(duration_seconds) / 3600, 2), 0) AS hours, "
+                  "(SELECT count(*) FROM tracks) AS tracks, "
+                  "(SELECT count(*) FROM publications) AS published FROM songs").iloc[0]
+    out.print(f"[bold]{int(head.songs)}[/bold] songs, [bold]{head.hours}[/bold] h, "
+              f"{int(head.tracks)} tracks ({int(head.published)} published)")
+    for title, sql in [
+        ("most used", "SELECT filename, times_used FROM songs WHERE times_used > 0 ORDER BY 2 DESC LIMIT 10"),
+        ("BPM", "SELECT (floor(bpm/10)*10)::INT AS bpm, count(*) AS songs FROM songs WHERE bpm IS NOT NULL "
+                "GROUP BY 1 ORDER BY 1"),
+        ("keys", "SELECT key, count(*) AS songs FROM songs WHERE key IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"),
+    ]:
+        df = lib.df(sql)
+        table = Table(*df.columns, title=title)
+        peak = max(df.iloc[:, -1].max(), 1) if len(df) else 1
+        for row in df.itertuples(index=False):
+            bar = "█" * max(1, round(20 * row[-1] / peak))
+            table.add_row(*[str(v) for v in row[:-1]], f"{row[-1]} {bar}")
+        out.print(table)
+
+
+@app.command()
+def demo(folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to build it (LOFI_HOME).")] = None,
+         render_demo: Annotated[bool, typer.Option("--render/--no-render", help="Finish with a test render.")] = True) -> None:
+    """Build a small synthesized library and run the whole pipeline on a new track."""
+    from lofi_pipeline.demo import run_demo
+
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["LOFI_HOME"] = str(folder.resolve())
+    with _RunProgress("demo"):
+        summary = run_demo(_settings(), render=render_demo, say=lambda m: err.print(m))
+    table = Table("", "", title="lofi demo")
+    for k, v in summary.items():
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+@app.command()
+def ui() -> None:
+    """Start the Dagster UI (dagster dev) on this library's instance."""
+    from lofi_pipeline.runner import prepare_instance
+
+    s = _settings()
+    prepare_instance(s)
+    os.chdir(Path(__file__).resolve().parent.parent)
+    os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-m", "lofi_pipeline.definitions"])
+
+
+# --------------------------------------------------------------------------- notion
+@notion_app.command("parse")
+def notion_parse(path: Annotated[Path, typer.Argument(help="A Notion Markdown export (.md).")],
+                 as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False) -> None:
+    """Parse a track page and print its arcs and prompts (or JSON)."""
+    from lofi_pipeline.core.notion import parse_track_markdown
+
+    if not path.is_file():
+        _fail(f"{path}: file not found")
+    plan = parse_track_markdown(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
+    if as_json:
+        sys.stdout.write(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_plan(plan)
+
+
+@notion_app.command("show")
+def notion_show(track: Annotated[int, typer.Argument(help="Track number.")]) -> None:
+    """Show an imported track's arcs and prompts as a tree."""
+    from lofi_pipeline.core.library import Library
+
+    plan = Library(_settings().duckdb_path).load_plan(track)
+    if plan is None:
+        _fail(f"track {track} is not in the library")
+    _print_plan(plan)
+
+
+def _print_plan(plan) -> None:
+    tree = Tree(f"[bold]{plan.title or plan.page_title or plan.source}[/bold] "
+                f"(track {plan.track_number}, {plan.duration_minutes or '?'} min)")
+    for arc in plan.arcs:
+        bpm = f" BPM {arc.bpm_range[0]:g}–{arc.bpm_range[1]:g}" if arc.bpm_range else ""
+        branch = tree.add(f"arc {arc.number}: {arc.name}{bpm}")
+        for p in arc.prompts:
+            mark = {True: "[green]✓[/green]", False: "☐", None: "•"}[p.checked]
+            branch.add(f"{mark} {p.number}. {p.text}")
+    out.print(tree)
+    for w in plan.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,767 @@
+"""Reuse matching: what a song means, and which library songs fit each prompt.
+
+A library song is described by the prompt it was generated from (found through
+its filename's source track, arc and prompt number), without the page's shared
+anchor suffix, plus its arc name and the track's mood at that arc. A new
+track's prompts are described the same way, so a paraphrased prompt lands
+next to the song made from the original one.
+
+Every candidate gets an explainable score (the idea follows beets' named
+distance penalties): a weighted sum of five components, each in ``[0, 1]``,
+all returned next to the total so a user can see why a song ranked where it did.
+
+=============  ========================================================  =======
+component      meaning                                                   default
+=============  ========================================================  =======
+``similarity``  cosine of prompt and song text vectors (clipped at 0)       0.50
+``arc_score``   same arc 1, neighbouring arc 0.5, else 0; unknown 0.25     0.20
+``bpm_score``   1 inside the arc's BPM range (or the track's tempo          0.15
+                profile), falling to 0 at 20 BPM outside; unknown 0.5
+``key_score``   Camelot: same 1, ±1 or relative 0.8, else 0.2; unknown 0.5  0.10
+``usage_score`` 1 for an unused song, 1/(1+times used), halved if used      0.05
+                in a recently published track
+=============  ========================================================  =======
+
+The total is ``sum(w_i * c_i) / sum(w_i)`` so it stays in ``[0, 1]`` whatever
+weights the settings file gives. Only songs whose similarity reaches
+``min_similarity`` are candidates; the weights then rank them.
+
+Key compatibility needs a key to be compatible *with*: prompts have none, so
+each prompt's reference key is the Camelot key of its most similar allowed
+song (the song the prompt is "about"), unless the caller gives one. Candidates
+that would mix well with that song score higher.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePath
+
+import numpy as np
+import pandas as pd
+
+from lofi_pipeline.core.errors import ConfigError
+from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
+from lofi_pipeline.core.naming import parse_song_filename
+from lofi_pipeline.core.tags import extract_mood_keywords, extract_vibe_tags
+
+# ---------------------------------------------------------------------------
+# What a song means
+# ---------------------------------------------------------------------------
+
+_MOOD_SPLIT = re.compile(r"\s*(?:→|->|⟶|➝|=>|>)\s*")
+
+
+@dataclass
+class SongMeaning:
+    """The text that stands for a song, and where it came from.
+
+    ``from_prompt`` is False when no generating prompt was found and the text
+    was made from analysis and filename (such songs match only loosely and
+    are flagged in reports).
+    """
+
+    text: str
+    from_prompt: bool
+    prompt_text: str | None = None  # full Suno text as on the page
+    core_text: str | None = None  # prompt without the shared suffix
+    arc_name: str | None = None
+    prompt_order: int | None = None
+    vibe_tags: list[str] = field(default_factory=list)
+    mood_keywords: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def find_prompt(plan: TrackPlan, *, arc: int, prompt: int) -> tuple[Arc, Prompt] | None:
+    """The plan's prompt that a filename's ``arc`` and ``prompt`` numbers point at.
+
+    Pages number prompts either per arc (1, 2, 3 in every arc) or across the
+    page (arc 2 holds 4–7), and filenames follow either habit. Tried in order:
+    the number as written on the page, the 1-based order over the page, then
+    the 1-based position inside the arc. All three are restricted to the
+    filename's arc, so a global number never jumps to another arc.
+
+    Returns
+    -------
+    (Arc, Prompt) or None
+        None when the arc does not exist or holds no such prompt.
+    """
+    target = next((a for a in plan.arcs if a.number == arc), None)
+    if target is None or not target.prompts:
+        return None
+    for p in target.prompts:
+        if p.number == prompt:
+            return target, p
+    for p in target.prompts:
+        if p.order == prompt:
+            return target, p
+    if 1 <= prompt <= len(target.prompts):
+        return target, target.prompts[prompt - 1]
+    return None
+
+
+def arc_mood(plan: TrackPlan | None, arc: Arc | None) -> str | None:
+    """The track's mood at an arc.
+
+    The page's mood arc ("Rain Ambience → Steady Focus Flow → …") is cut at its
+    arrows; when it has one part per arc, the arc's own part is returned,
+    otherwise the whole line (it still describes the track).
+    """
+    if plan is None or not plan.mood_arc:
+        return None
+    parts = [p for p in _MOOD_SPLIT.split(plan.mood_arc.strip()) if p]
+    if arc is not None and len(parts) == len(plan.arcs) and len(parts) > 1:
+        index = next((i for i, a in enumerate(plan.arcs) if a.number == arc.number), None)
+        if index is not None:
+            return parts[index]
+    return plan.mood_arc.strip()
+
+
+def _compose(core: str, arc: Arc | None, mood: str | None) -> str:
+    parts = [core.strip().rstrip(".,;—- ")]
+    if arc is not None:
+        label = arc.name.strip()
+        if arc.subtitle:
+            label += f" ({arc.subtitle.strip()})"
+        if label:
+            parts.append(label)
+    if mood and (arc is None or mood.strip().lower() != arc.name.strip().lower()):
+        parts.append(mood.strip())
+    return ". ".join(p for p in parts if p)
+
+
+def _core(prompt: Prompt) -> str:
+    return (prompt.core_text or prompt.text or "").strip()
+
+
+def prompt_query_text(plan: TrackPlan, prompt: Prompt) -> str:
+    """Text embedded for one of the plan's prompts (same recipe as library songs)."""
+    arc = next((a for a in plan.arcs if any(p is prompt for p in a.prompts)), None)
+    if arc is None:
+        arc = next((a for a in plan.arcs if any(p.order == prompt.order for p in a.prompts)), None)
+    return _compose(_core(prompt), arc, arc_mood(plan, arc))
+
+
+def prompt_query_texts(plan: TrackPlan) -> list[str]:
+    """Texts for every prompt of the plan, in ``plan.prompts`` order."""
+    out = []
+    for arc in plan.arcs:
+        mood = arc_mood(plan, arc)
+        out.extend(_compose(_core(p), arc, mood) for p in arc.prompts)
+    return out
+
+
+def _tempo_word(bpm: float) -> str:
+    return "slow" if bpm < 70 else "mid tempo" if bpm < 95 else "fast"
+
+
+def describe_song(
+    *,
+    filename: str,
+    plan: TrackPlan | None = None,
+    arc: int | None = None,
+    prompt: int | None = None,
+    bpm: float | None = None,
+    key: str | None = None,
+    energy_level: str | None = None,
+) -> SongMeaning:
+    """What a library song means, for embedding and tag filters.
+
+    Parameters
+    ----------
+    filename : str
+        The song's file name (``A_1_3_19b.mp3``); arc and prompt numbers are
+        read from it unless given.
+    plan : TrackPlan, optional
+        The plan of the track the song was made for (its source track).
+    arc, prompt : int, optional
+        Override the numbers parsed from the filename.
+    bpm : float, optional
+        Analysed tempo in BPM (used only for songs without a prompt).
+    key : str, optional
+        Analysed key, e.g. ``"A minor"`` (used only without a prompt).
+    energy_level : str, optional
+        ``low`` / ``medium`` / ``high`` (used only without a prompt).
+
+    Returns
+    -------
+    SongMeaning
+        ``from_prompt`` tells whether the prompt was found.
+    """
+    parsed = parse_song_filename(filename)
+    if parsed is not None:
+        arc = parsed.arc if arc is None else arc
+        prompt = parsed.prompt if prompt is None else prompt
+    found = None
+    if plan is not None and arc is not None and prompt is not None:
+        found = find_prompt(plan, arc=arc, prompt=prompt)
+    if found is not None:
+        song_arc, song_prompt = found
+        text = _compose(_core(song_prompt), song_arc, arc_mood(plan, song_arc))
+        return SongMeaning(
+            text=text,
+            from_prompt=True,
+            prompt_text=song_prompt.text,
+            core_text=_core(song_prompt),
+            arc_name=song_arc.name,
+            prompt_order=song_prompt.order,
+            vibe_tags=extract_vibe_tags(text),
+            mood_keywords=extract_mood_keywords(text),
+        )
+
+    # No prompt: say what the analysis heard, and keep the filename's words
+    # (producers sometimes name loose files "rainy_night_rhodes.mp3").
+    facts = ["instrumental lofi song"]
+    if bpm is not None and not _missing(bpm) and bpm > 0:
+        facts.append(f"{_tempo_word(float(bpm))}, {float(bpm):.0f} BPM")
+    if key:
+        facts.append(str(key))
+    if energy_level:
+        facts.append(f"{energy_level} energy")
+    words = re.sub(r"[_\-.]+", " ", PurePath(filename).stem).strip()
+    text = ", ".join(facts)
+    if words and parsed is None:
+        text += f". {words}"
+    return SongMeaning(
+        text=text,
+        from_prompt=False,
+        vibe_tags=extract_vibe_tags(words if parsed is None else ""),
+        mood_keywords=extract_mood_keywords(words if parsed is None else ""),
+    )
+
+
+def song_text(**kwargs) -> str:
+    """Shortcut for ``describe_song(**kwargs).text``."""
+    return describe_song(**kwargs).text
+
+
+# ---------------------------------------------------------------------------
+# Weights and score components
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchWeights:
+    """Weights of the score components (settings file key ``match.weights``)."""
+
+    semantic: float = 0.50
+    arc: float = 0.20
+    bpm: float = 0.15
+    key: float = 0.10
+    usage: float = 0.05
+
+    @classmethod
+    def from_mapping(cls, data: Mapping | None, *, source: str = "settings") -> "MatchWeights":
+        """Read weights from a settings mapping; missing names keep their default.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown name, a value that is not a number, a negative or
+            non-finite value, or weights that are all zero. The message names
+            ``source`` and the offending key.
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: match weights must be a mapping of name -> number, got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        values = {}
+        for name, value in data.items():
+            if name not in names:
+                raise ConfigError(f"{source}: unknown match weight {name!r}; expected one of {', '.join(names)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{source}: match weight {name!r} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{source}: match weight {name!r} must be a finite number >= 0, got {value!r}")
+            values[name] = float(value)
+        weights = cls(**values)
+        if weights.total() <= 0:
+            raise ConfigError(f"{source}: match weights are all zero; at least one must be > 0")
+        return weights
+
+    def total(self) -> float:
+        return self.semantic + self.arc + self.bpm + self.key + self.usage
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+UNKNOWN_ARC_SCORE = 0.25  # arc not known: below a neighbour, above a distant arc
+UNKNOWN_SCORE = 0.5  # unknown BPM or key: neither rewarded nor punished
+BPM_TOLERANCE = 20.0  # BPM outside the range at which bpm_score reaches 0
+OCTAVE_FACTOR = 0.9  # half/double tempo fits, slightly discounted
+KEY_NEIGHBOUR_SCORE = 0.8
+KEY_OTHER_SCORE = 0.2
+RECENT_USE_FACTOR = 0.5
+
+#: Named tempo profiles in BPM, for pages that give no arc BPM ranges.
+TEMPO_PROFILES: dict[str, tuple[float, float]] = {
+    "slow": (50.0, 72.0),
+    "mid": (68.0, 92.0),
+    "fast": (88.0, 120.0),
+}
+DEFAULT_TEMPO_PROFILE: tuple[float, float] = (60.0, 90.0)  # typical lo-fi / chill synthwave
+
+
+def arc_score(song_arc: int | None, prompt_arc: int | None) -> float:
+    """Arc position fit: same arc 1.0, neighbouring 0.5, else 0.0.
+
+    Returns :data:`UNKNOWN_ARC_SCORE` (0.25) when either arc is unknown (a song
+    outside the naming convention): it may fit, but less than a neighbour.
+    """
+    if _missing(song_arc) or _missing(prompt_arc):
+        return UNKNOWN_ARC_SCORE
+    gap = abs(int(song_arc) - int(prompt_arc))
+    return 1.0 if gap == 0 else 0.5 if gap == 1 else 0.0
+
+
+def _resolve_profile(tempo_profile) -> tuple[float, float] | None:
+    if tempo_profile is None:
+        return None
+    if isinstance(tempo_profile, str):
+        try:
+            return TEMPO_PROFILES[tempo_profile.strip().lower()]
+        except KeyError:
+            raise ConfigError(
+                f"unknown tempo profile {tempo_profile!r}; expected one of {', '.join(TEMPO_PROFILES)} or (low, high) BPM"
+            ) from None
+    low, high = tempo_profile
+    return (float(min(low, high)), float(max(low, high)))
+
+
+def _range_distance(bpm, low: float, high: float):
+    return np.maximum(np.maximum(low - bpm, bpm - high), 0.0)
+
+
+def _bpm_scores(bpm: np.ndarray, bpm_range: tuple[float, float] | None) -> np.ndarray:
+    """Vectorised :func:`bpm_score` for one range (NaN BPM -> unknown)."""
+    out = np.full(bpm.shape, UNKNOWN_SCORE, dtype=np.float64)
+    if bpm_range is None:
+        return out
+    low, high = bpm_range
+    known = np.isfinite(bpm) & (bpm > 0)
+    b = np.where(known, bpm, 1.0)
+    direct = np.clip(1.0 - _range_distance(b, low, high) / BPM_TOLERANCE, 0.0, 1.0)
+    # Tempo trackers often report half or double time on lo-fi; and a 45 BPM
+    # ambient arc is felt as 90. Accept the octave, a little discounted.
+    half = np.clip(1.0 - _range_distance(b / 2, low, high) / BPM_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
+    double = np.clip(1.0 - _range_distance(b * 2, low, high) / BPM_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
+    best = np.maximum(direct, np.maximum(half, double))
+    out[known] = best[known]
+    return out
+
+
+def bpm_score(bpm: float | None, bpm_range: tuple[float, float] | None, tempo_profile=None) -> float:
+    """Tempo fit of a song, in ``[0, 1]``.
+
+    Parameters
+    ----------
+    bpm : float or None
+        The song's tempo in BPM.
+    bpm_range : (float, float) or None
+        The arc's BPM range from the page; used when given.
+    tempo_profile : (float, float) or str or None
+        The track's tempo profile (BPM range, or ``"slow"``/``"mid"``/``"fast"``),
+        used when the arc has no range.
+
+    Returns
+    -------
+    float
+        1.0 inside the range, falling linearly to 0 at :data:`BPM_TOLERANCE`
+        (20 BPM) outside it; half- or double-time fits count at 0.9 of their
+        value. 0.5 when the BPM or both ranges are unknown.
+    """
+    target = bpm_range if bpm_range is not None else _resolve_profile(tempo_profile)
+    value = np.nan if _missing(bpm) else float(bpm)
+    if target is not None:
+        target = (float(min(target)), float(max(target)))
+    return float(_bpm_scores(np.array([value]), target)[0])
+
+
+_CAMELOT_RE = re.compile(r"^\s*0?(1[0-2]|[1-9])\s*([AaBb])\s*$")
+_PITCHES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4, "E#": 5, "F": 5, "F#": 6,
+            "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11, "CB": 11, "B#": 0}
+# Camelot number of each major key by pitch class (C major = 8B); minor keys
+# share the number of their relative major (A minor = 8A).
+_KEY_NAME_RE = re.compile(r"^([A-Ga-g])([#♯b♭]?)\s*([A-Za-z]*)$")
+_MODES = {"": "major", "maj": "major", "major": "major", "m": "minor", "min": "minor", "minor": "minor"}
+_MAJOR_CAMELOT = {0: 8, 7: 9, 2: 10, 9: 11, 4: 12, 11: 1, 6: 2, 1: 3, 8: 4, 3: 5, 10: 6, 5: 7}
+
+
+def to_camelot(key: str | None) -> str | None:
+    """Camelot code ("8A") for a Camelot code or a key name ("A minor", "F# major", "Am").
+
+    Returns None for an empty or unreadable value.
+    """
+    if key is None or (isinstance(key, float) and math.isnan(key)):
+        return None
+    text = str(key).strip()
+    if not text:
+        return None
+    m = _CAMELOT_RE.match(text)
+    if m:
+        return f"{int(m[1])}{m[2].upper()}"
+    m = _KEY_NAME_RE.match(text)
+    if not m:
+        return None
+    accidental = {"♯": "#", "♭": "b"}.get(m[2], m[2])
+    pitch = _PITCHES.get(m[1].upper() + ("#" if accidental == "#" else "B" if accidental == "b" else ""))
+    mode = m[3].strip().lower()
+    if pitch is None or mode not in _MODES:
+        return None
+    if _MODES[mode] == "minor":
+        # A minor shares 8 with its relative major C (three semitones up).
+        return f"{_MAJOR_CAMELOT[(pitch + 3) % 12]}A"
+    return f"{_MAJOR_CAMELOT[pitch]}B"
+
+
+def _camelot_parts(code: str | None) -> tuple[int, str] | None:
+    code = to_camelot(code)
+    if code is None:
+        return None
+    return int(code[:-1]), code[-1]
+
+
+def key_score(camelot_a: str | None, camelot_b: str | None) -> float:
+    """Harmonic compatibility of two keys on the Camelot wheel, in ``[0, 1]``.
+
+    Same key 1.0; one step round the wheel with the same letter, or the
+    relative key (same number, other letter), 0.8; anything else 0.2;
+    0.5 when either key is unknown. Key names ("A minor") are accepted too.
+    """
+    a, b = _camelot_parts(camelot_a), _camelot_parts(camelot_b)
+    if a is None or b is None:
+        return UNKNOWN_SCORE
+    if a == b:
+        return 1.0
+    step = min((a[0] - b[0]) % 12, (b[0] - a[0]) % 12)
+    if (a[1] == b[1] and step == 1) or (a[0] == b[0]):
+        return KEY_NEIGHBOUR_SCORE
+    return KEY_OTHER_SCORE
+
+
+def usage_score(times_used: int | None, used_recently: bool | None) -> float:
+    """Freshness of a song, in ``(0, 1]``: 1 for never used.
+
+    ``1 / (1 + times_used)``, halved when the song is in a recently published
+    track (listeners of the channel would hear it again).
+    """
+    n = 0 if _missing(times_used) else max(int(times_used), 0)
+    score = 1.0 / (1.0 + n)
+    if not _missing(used_recently) and bool(used_recently):
+        score *= RECENT_USE_FACTOR
+    return score
+
+
+def track_tempo_profile(plan: TrackPlan) -> tuple[float, float]:
+    """The track's tempo profile in BPM, for arcs whose page gives no range.
+
+    The span of the arcs' ranges when some arcs have one; else a named profile
+    suggested by the page's mood words ("sleep", "upbeat"); else
+    :data:`DEFAULT_TEMPO_PROFILE`.
+    """
+    ranges = [a.bpm_range for a in plan.arcs if a.bpm_range]
+    if ranges:
+        return (float(min(min(r) for r in ranges)), float(max(max(r) for r in ranges)))
+    words = " ".join(filter(None, [plan.title, plan.page_title, plan.mood_arc])).lower()
+    if any(w in words for w in ("sleep", "slow", "ambient", "meditat")):
+        return TEMPO_PROFILES["slow"]
+    if any(w in words for w in ("upbeat", "energetic", "workout", "drive", "fast")):
+        return TEMPO_PROFILES["fast"]
+    return DEFAULT_TEMPO_PROFILE
+
+
+# ---------------------------------------------------------------------------
+# Query
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryFilters:
+    """Hard filters on candidate songs (all optional; a song must pass all).
+
+    ``bpm_min``/``bpm_max`` in BPM (songs with unknown tempo fail a BPM
+    filter); ``key`` a Camelot code or key name, matched exactly and also used
+    as the reference key for ``key_score``; ``arc`` the song's own arc;
+    ``unused_only`` keeps songs never used in a track; ``vibe_tags`` and
+    ``mood_keywords`` keep songs carrying all the given tags.
+    """
+
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    key: str | None = None
+    arc: int | None = None
+    unused_only: bool = False
+    vibe_tags: tuple[str, ...] = ()
+    mood_keywords: tuple[str, ...] = ()
+
+
+MATCH_COLUMNS = [
+    "arc_number", "arc_name", "prompt_number", "prompt_order", "rank", "song_id", "filename",
+    "score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score",
+    "bpm", "key", "camelot", "arc", "source_track", "duration_seconds", "times_used",
+]
+
+
+def _missing(value) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _column(songs: pd.DataFrame, name: str, default) -> pd.Series:
+    if name in songs.columns:
+        return songs[name]
+    return pd.Series([default] * len(songs), index=songs.index, dtype=object)
+
+
+def _float_array(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _tag_lists(songs: pd.DataFrame, column: str, extractor) -> list[list[str]]:
+    if column in songs.columns:
+        return [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in songs[column]]
+    source = _column(songs, "song_text", "")
+    return [extractor(t if isinstance(t, str) else "") for t in source]
+
+
+def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndarray, camelot: list) -> np.ndarray:
+    mask = np.ones(len(songs), dtype=bool)
+    if filters is None:
+        return mask
+    if filters.bpm_min is not None:
+        mask &= np.isfinite(bpm) & (bpm >= filters.bpm_min)
+    if filters.bpm_max is not None:
+        mask &= np.isfinite(bpm) & (bpm <= filters.bpm_max)
+    if filters.key is not None:
+        wanted = to_camelot(filters.key)
+        if wanted is None:
+            raise ConfigError(f"key filter {filters.key!r} is neither a Camelot code (8A) nor a key name (A minor)")
+        mask &= np.array([c == wanted for c in camelot], dtype=bool)
+    if filters.arc is not None:
+        arcs = _float_array(_column(songs, "arc", None))
+        mask &= arcs == float(filters.arc)
+    if filters.unused_only:
+        used = _float_array(_column(songs, "times_used", 0))
+        mask &= np.nan_to_num(used, nan=0.0) <= 0
+    for column, wanted_tags, extractor in (
+        ("vibe_tags", filters.vibe_tags, extract_vibe_tags),
+        ("mood_keywords", filters.mood_keywords, extract_mood_keywords),
+    ):
+        if wanted_tags:
+            lists = _tag_lists(songs, column, extractor)
+            wanted_set = set(wanted_tags)
+            mask &= np.array([wanted_set.issubset(tags) for tags in lists], dtype=bool)
+    return mask
+
+
+def _prompt_rows(plan: TrackPlan) -> list[tuple[Arc, Prompt]]:
+    return [(arc, p) for arc in plan.arcs for p in arc.prompts]
+
+
+def query_track(
+    plan: TrackPlan,
+    prompt_vectors: np.ndarray,
+    songs: pd.DataFrame,
+    song_vectors: np.ndarray,
+    *,
+    weights: MatchWeights | None = None,
+    top_k: int = 5,
+    min_similarity: float = 0.6,
+    filters: QueryFilters | None = None,
+    exclude_track: int | None = None,
+    include_same_track: bool = False,
+    tempo_profile: tuple[float, float] | str | None = None,
+    reference_key: str | None = None,
+) -> pd.DataFrame:
+    """Top-k library songs for every prompt of a track, with the score explained.
+
+    Parameters
+    ----------
+    plan : TrackPlan
+        The new track; its prompts (``plan.prompts`` order) are queried.
+    prompt_vectors : np.ndarray
+        ``(n_prompts, d)`` L2-normalised vectors of :func:`prompt_query_texts`.
+    songs : pandas.DataFrame
+        The library (``songs`` table); row ``i`` belongs to ``song_vectors[i]``.
+        Uses ``song_id``, ``filename`` and, when present, ``arc``, ``bpm``,
+        ``key``/``camelot``, ``source_track``, ``times_used``,
+        ``recently_used``, ``duration_seconds``.
+    song_vectors : np.ndarray
+        ``(n_songs, d)`` L2-normalised vectors.
+    weights : MatchWeights, optional
+        Component weights (defaults 0.50/0.20/0.15/0.10/0.05).
+    top_k : int
+        Candidates kept per prompt (by score).
+    min_similarity : float
+        Cosine similarity a song needs to be a candidate at all.
+    filters : QueryFilters, optional
+        Hard filters.
+    exclude_track : int, optional
+        Songs whose ``source_track`` equals this are not offered; defaults to
+        ``plan.track_number`` (songs made for this very track are not reuse).
+    include_same_track : bool
+        Offer those songs anyway.
+    tempo_profile : (float, float) or str, optional
+        BPM profile for arcs without a range; default :func:`track_tempo_profile`.
+    reference_key : str, optional
+        Key every candidate should be compatible with; default: the filter
+        key, else per prompt the key of its most similar allowed song.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (prompt, candidate), columns :data:`MATCH_COLUMNS`, sorted
+        by ``prompt_order`` then ``rank`` (1 = best). Prompts without any
+        candidate have no rows; ``df.attrs["best_similarity"]`` maps every
+        ``prompt_order`` to its best similarity among allowed songs (None
+        when no song was allowed), so gap reports can say how close they came.
+
+    Raises
+    ------
+    ValueError
+        When vector shapes do not agree with the plan or the songs table.
+    """
+    weights = weights or MatchWeights()
+    rows = _prompt_rows(plan)
+    prompt_vectors = np.asarray(prompt_vectors, dtype=np.float32)
+    song_vectors = np.asarray(song_vectors, dtype=np.float32)
+    if prompt_vectors.ndim != 2 or prompt_vectors.shape[0] != len(rows):
+        raise ValueError(f"prompt_vectors has shape {prompt_vectors.shape}; expected ({len(rows)}, d) for the plan's prompts")
+    if song_vectors.ndim != 2 or song_vectors.shape[0] != len(songs):
+        raise ValueError(f"song_vectors has shape {song_vectors.shape}; expected ({len(songs)}, d) for the songs table")
+    if len(rows) and len(songs) and prompt_vectors.shape[1] != song_vectors.shape[1]:
+        raise ValueError(f"vector widths differ: prompts {prompt_vectors.shape[1]}, songs {song_vectors.shape[1]}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCH_COLUMNS})
+    if not rows:
+        empty.attrs["best_similarity"] = {}
+        return empty
+
+    n = len(songs)
+    bpm = _float_array(_column(songs, "bpm", None))
+    if "camelot" in songs.columns:
+        camelot = [to_camelot(c) or to_camelot(k) for c, k in zip(songs["camelot"], _column(songs, "key", None))]
+    else:
+        camelot = [to_camelot(k) for k in _column(songs, "key", None)]
+    song_arcs = _float_array(_column(songs, "arc", None))
+    source_tracks = _float_array(_column(songs, "source_track", None))
+    times_used = np.nan_to_num(_float_array(_column(songs, "times_used", 0)), nan=0.0)
+    recent = _column(songs, "recently_used", False).fillna(False).astype(bool).to_numpy()
+
+    allowed = _filter_mask(songs, filters, bpm, camelot)
+    if exclude_track is None:
+        exclude_track = plan.track_number
+    if exclude_track is not None and not include_same_track:
+        allowed &= source_tracks != float(exclude_track)
+
+    usage = np.where(recent, RECENT_USE_FACTOR, 1.0) / (1.0 + np.maximum(times_used, 0.0))
+    profile = _resolve_profile(tempo_profile) if tempo_profile is not None else track_tempo_profile(plan)
+    ref_key_fixed = to_camelot(reference_key) or (to_camelot(filters.key) if filters and filters.key else None)
+
+    # Camelot codes as small ints so per-prompt key scores are one table lookup.
+    codes = sorted({c for c in camelot if c})
+    code_index = {c: i for i, c in enumerate(codes)}
+    song_code = np.array([code_index.get(c, -1) for c in camelot], dtype=np.int64)
+    key_table = np.array([[key_score(a, b) for b in codes] for a in codes], dtype=np.float64).reshape(len(codes), len(codes))
+
+    # Exact cosine: vectors are unit length, so one matrix product does it.
+    sims = prompt_vectors @ song_vectors.T if n else np.zeros((len(rows), 0), dtype=np.float32)
+    bpm_cache: dict[tuple[float, float] | None, np.ndarray] = {}
+    total_w = weights.total()
+    frames = []
+    best_similarity: dict[int, float | None] = {}
+
+    for i, (arc, prompt) in enumerate(rows):
+        sim = sims[i].astype(np.float64)
+        allowed_sim = np.where(allowed, sim, -np.inf)
+        best_index = int(np.argmax(allowed_sim)) if n else -1
+        best_similarity[prompt.order] = float(allowed_sim[best_index]) if n and allowed[best_index] else None
+        candidate = allowed & (sim >= min_similarity)
+        if not candidate.any():
+            continue
+
+        arc_sc = np.where(np.isnan(song_arcs), UNKNOWN_ARC_SCORE,
+                          np.select([song_arcs == arc.number, np.abs(song_arcs - arc.number) == 1], [1.0, 0.5], 0.0))
+        target = arc.bpm_range if arc.bpm_range else profile
+        target = (float(min(target)), float(max(target))) if target is not None else None
+        if target not in bpm_cache:
+            bpm_cache[target] = _bpm_scores(bpm, target)
+        bpm_sc = bpm_cache[target]
+
+        ref = ref_key_fixed
+        if ref is None:
+            # The prompt's most similar allowed song with a known key sets the key.
+            keyed = np.where(song_code >= 0, allowed_sim, -np.inf)
+            j = int(np.argmax(keyed))
+            ref = camelot[j] if np.isfinite(keyed[j]) else None
+        if ref is None or ref not in code_index:
+            key_sc = np.full(n, UNKNOWN_SCORE)
+        else:
+            row = key_table[code_index[ref]]
+            key_sc = np.where(song_code >= 0, row[np.maximum(song_code, 0)], UNKNOWN_SCORE)
+
+        sim_c = np.clip(sim, 0.0, 1.0)
+        score = (weights.semantic * sim_c + weights.arc * arc_sc + weights.bpm * bpm_sc
+                 + weights.key * key_sc + weights.usage * usage) / total_w
+        ranked_score = np.where(candidate, score, -np.inf)
+        k = min(top_k, int(candidate.sum()))
+        top = np.argpartition(-ranked_score, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.isfinite(ranked_score[top])]
+        # Ties broken by similarity, then song_id order, so results are stable.
+        top = top[np.lexsort((top, -sim[top], -ranked_score[top]))]
+
+        frames.append(pd.DataFrame({
+            "arc_number": arc.number,
+            "arc_name": arc.name,
+            "prompt_number": prompt.number,
+            "prompt_order": prompt.order,
+            "rank": np.arange(1, len(top) + 1),
+            "song_id": songs["song_id"].to_numpy()[top],
+            "filename": _column(songs, "filename", None).to_numpy()[top],
+            "score": score[top],
+            "similarity": sim[top],
+            "arc_score": arc_sc[top],
+            "bpm_score": bpm_sc[top],
+            "key_score": key_sc[top],
+            "usage_score": usage[top],
+            "bpm": bpm[top],
+            "key": _column(songs, "key", None).to_numpy()[top],
+            "camelot": np.array(camelot, dtype=object)[top],
+            "arc": song_arcs[top],
+            "source_track": source_tracks[top],
+            "duration_seconds": _float_array(_column(songs, "duration_seconds", None))[top],
+            "times_used": times_used[top].astype(np.int64),
+        }))
+
+    result = pd.concat(frames, ignore_index=True) if frames else empty
+    if frames:
+        for col in ("arc", "source_track"):
+            result[col] = pd.array(np.where(np.isnan(result[col].to_numpy(dtype=float)), None, result[col]), dtype="Int64")
+        result = result[MATCH_COLUMNS]
+    result.attrs["best_similarity"] = best_similarity
+    return result
+
+
+def match_table_markdown(matches: pd.DataFrame, *, limit: int = 50) -> str:
+    """A compact Markdown table of matches with every score component."""
+    header = "| arc | prompt | rank | song | score | sim | arc | bpm | key | usage |\n|---|---|---|---|---|---|---|---|---|---|"
+    lines = [header]
+    for r in matches.head(limit).itertuples(index=False):
+        lines.append(
+            f"| {r.arc_number} | {r.prompt_number} | {r.rank} | {r.filename} | {r.score:.3f} | {r.similarity:.3f} "
+            f"| {r.arc_score:.2f} | {r.bpm_score:.2f} | {r.key_score:.2f} | {r.usage_score:.2f} |"
+        )
+    return "\n".join(lines)

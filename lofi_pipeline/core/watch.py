@@ -1,0 +1,47 @@
+"""Which rendered files are complete and not yet imported (the post-render sensor's rule).
+
+A file counts as complete once its size and mtime are the same on two
+consecutive looks: ffmpeg and download tools grow files in place, and
+importing half a file would store a wrong hash and analysis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from lofi_pipeline.core.audio import SUPPORTED_EXTENSIONS
+
+FileStates = dict[str, list[float]]  # path -> [size, mtime]
+
+
+def scan_rendered(tracks_dir: Path) -> dict[int, FileStates]:
+    """Audio files under ``Tracks/{N}/Rendered/`` (recursively), grouped by track number."""
+    found: dict[int, FileStates] = {}
+    if not tracks_dir.is_dir():
+        return found
+    for track in sorted(tracks_dir.iterdir()):
+        rendered = track / "Rendered"
+        if not (track.name.isdigit() and rendered.is_dir()):
+            continue
+        for f in sorted(rendered.rglob("*")):
+            if f.is_file() and f.suffix.lower().lstrip(".") in SUPPORTED_EXTENSIONS and not f.name.startswith("."):
+                st = f.stat()
+                found.setdefault(int(track.name), {})[str(f)] = [st.st_size, st.st_mtime]
+    return found
+
+
+def ready_to_import(current: dict[int, FileStates], previous: FileStates,
+                    imported: FileStates) -> dict[int, list[str]]:
+    """Per track, files stable since the previous look and not imported in this state."""
+    ready: dict[int, list[str]] = {}
+    for track, files in current.items():
+        for path, state in files.items():
+            if state[0] > 0 and previous.get(path) == state and imported.get(path) != state:
+                ready.setdefault(track, []).append(path)
+    return ready
+
+
+def batch_key(track: int, paths: list[str], states: FileStates) -> str:
+    digest = hashlib.sha1(repr(sorted((p, states[p]) for p in paths)).encode()).hexdigest()[:16]
+    return f"post-render-{track}-{digest}"

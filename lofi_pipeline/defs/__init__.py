@@ -1,0 +1,1 @@
+"""The thin Dagster layer over lofi_pipeline.core."""

@@ -1,0 +1,116 @@
+"""Settings for one library: ``lofi.yaml`` in LOFI_HOME over packaged defaults.
+
+``LOFI_HOME`` is the folder that holds the settings file, ``data/`` and
+``Tracks/`` (default: the current directory). Every command and the Dagster
+code location read it, so several libraries can be kept apart. Secrets are
+not settings: the Notion token is read from ``NOTION_TOKEN`` by the resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lofi_pipeline.core.errors import ConfigError
+
+SETTINGS_FILE = "lofi.yaml"
+
+
+def lofi_home() -> Path:
+    return Path(os.environ.get("LOFI_HOME") or os.getcwd()).resolve()
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if key not in base:
+            raise ConfigError(f"{where}: unknown setting '{key}' (expected one of {', '.join(base)})")
+        if isinstance(base[key], dict) and key != "weights":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{key}' must be a mapping")
+            out[key] = _merge(base[key], value, f"{where} [{key}]")
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    raw: dict[str, Any]
+
+    @classmethod
+    def load(cls, home: Path | str | None = None) -> "Settings":
+        home = Path(home).resolve() if home else lofi_home()
+        raw = _defaults()
+        path = home / SETTINGS_FILE
+        if path.is_file():
+            try:
+                user = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+            if not isinstance(user, dict):
+                raise ConfigError(f"{path}: expected a mapping of settings")
+            raw = _merge(raw, user, str(path))
+        return cls(home=home, raw=raw)
+
+    def path(self, value: str | None) -> str | None:
+        """Resolve a path setting against LOFI_HOME; URLs (s3://, gs://) pass through."""
+        if value is None:
+            return None
+        if "://" in value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else self.home / p)
+
+    # Frequently used paths
+    @property
+    def duckdb_path(self) -> str:
+        return self.path(self.raw["library"]["duckdb_path"])  # type: ignore[return-value]
+
+    @property
+    def export_dir(self) -> str:
+        return self.path(self.raw["library"]["export_dir"])  # type: ignore[return-value]
+
+    @property
+    def features_dir(self) -> str:
+        return self.path(self.raw["library"]["features_dir"])  # type: ignore[return-value]
+
+    @property
+    def pages_dir(self) -> str:
+        return self.path(self.raw["library"]["pages_dir"])  # type: ignore[return-value]
+
+    @property
+    def tracks_dir(self) -> str:
+        return self.path(self.raw["library"]["tracks_dir"])  # type: ignore[return-value]
+
+    @property
+    def dagster_home(self) -> str:
+        return self.path(self.raw["dagster_home"])  # type: ignore[return-value]
+
+    @property
+    def matching(self) -> dict[str, Any]:
+        return self.raw["matching"]
+
+    @property
+    def render(self) -> dict[str, Any]:
+        return self.raw["render"]
+
+    @property
+    def notion(self) -> dict[str, Any]:
+        return self.raw["notion"]
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        return self.raw["analysis"]
