@@ -135,7 +135,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             path         VARCHAR PRIMARY KEY,
             track_number INTEGER,
             error        VARCHAR,
-            at           TIMESTAMP
+            failed_at    TIMESTAMP
         );
         CREATE TABLE song_embeddings (
             song_id    VARCHAR,

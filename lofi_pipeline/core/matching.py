@@ -16,7 +16,8 @@ component      meaning                                                   default
 ``similarity``  cosine of prompt and song text vectors (clipped at 0)       0.50
 ``arc_score``   same arc 1, neighbouring arc 0.5, else 0; unknown 0.25     0.20
 ``bpm_score``   1 inside the arc's BPM range (or the track's tempo          0.15
-                profile), falling to 0 at 20 BPM outside; unknown 0.5
+                profile), falling to 0 at 20 BPM outside; half/double
+                time 0.9 (10 BPM tolerance); unknown 0.5
 ``key_score``   Camelot: same 1, ±1 or relative 0.8, else 0.2; unknown 0.5  0.10
 ``usage_score`` 1 for an unused song, 1/(1+times used), halved if used      0.05
                 in a recently published track
@@ -296,6 +297,7 @@ UNKNOWN_ARC_SCORE = 0.25  # arc not known: below a neighbour, above a distant ar
 UNKNOWN_SCORE = 0.5  # unknown BPM or key: neither rewarded nor punished
 BPM_TOLERANCE = 20.0  # BPM outside the range at which bpm_score reaches 0
 OCTAVE_FACTOR = 0.9  # half/double tempo fits, slightly discounted
+OCTAVE_TOLERANCE = 10.0  # and held to a tighter tolerance, so they do not blur the direct fit
 KEY_NEIGHBOUR_SCORE = 0.8
 KEY_OTHER_SCORE = 0.2
 RECENT_USE_FACTOR = 0.5
@@ -350,8 +352,8 @@ def _bpm_scores(bpm: np.ndarray, bpm_range: tuple[float, float] | None) -> np.nd
     direct = np.clip(1.0 - _range_distance(b, low, high) / BPM_TOLERANCE, 0.0, 1.0)
     # Tempo trackers often report half or double time on lo-fi; and a 45 BPM
     # ambient arc is felt as 90. Accept the octave, a little discounted.
-    half = np.clip(1.0 - _range_distance(b / 2, low, high) / BPM_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
-    double = np.clip(1.0 - _range_distance(b * 2, low, high) / BPM_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
+    half = np.clip(1.0 - _range_distance(b / 2, low, high) / OCTAVE_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
+    double = np.clip(1.0 - _range_distance(b * 2, low, high) / OCTAVE_TOLERANCE, 0.0, 1.0) * OCTAVE_FACTOR
     best = np.maximum(direct, np.maximum(half, double))
     out[known] = best[known]
     return out
@@ -374,8 +376,8 @@ def bpm_score(bpm: float | None, bpm_range: tuple[float, float] | None, tempo_pr
     -------
     float
         1.0 inside the range, falling linearly to 0 at :data:`BPM_TOLERANCE`
-        (20 BPM) outside it; half- or double-time fits count at 0.9 of their
-        value. 0.5 when the BPM or both ranges are unknown.
+        (20 BPM) outside it. Half- or double-time readings also count, at 0.9
+        and with a 10 BPM tolerance. 0.5 when the BPM or both ranges are unknown.
     """
     target = bpm_range if bpm_range is not None else _resolve_profile(tempo_profile)
     value = np.nan if _missing(bpm) else float(bpm)

@@ -114,7 +114,8 @@ _MARK_QUOTED = re.compile(r"^(X|✓|✔|✅|☑|✗|✘|❌|☐)\s+([\"“].*)$"
 _NUMBERED = re.compile(r"^(\d+)[.)]\s+(.*)$")
 _BULLET = re.compile(r"^[-*+•]\s+(.*)$")
 _LEADING_NUMBER = re.compile(r"^(?:\*\*)?(\d+)\s*[.)](?:\*\*)?\s+(.*)$")
-_TRUE_MARKS = {"✓", "✔", "✅", "☑", "x", "X"}
+# Track 9 style: ✓ marks a prompt already generated, X one not generated yet.
+_DONE_MARKS = {"✓", "✔", "✅", "☑"}
 
 
 @dataclass
@@ -152,11 +153,11 @@ def _classify(no: int, raw: str) -> _Line:
     m = _MARK.match(s)
     if m:
         return _Line(no, raw, indent, "mark", m.group(3).strip(), number=int(m.group(2)),
-                     checked=m.group(1) in _TRUE_MARKS)
+                     checked=m.group(1) in _DONE_MARKS)
     m = _MARK_QUOTED.match(s)
     if m:
         return _Line(no, raw, indent, "mark", m.group(2).strip(),
-                     checked=m.group(1) in _TRUE_MARKS)
+                     checked=m.group(1) in _DONE_MARKS)
     m = _NUMBERED.match(s)
     if m:
         return _Line(no, raw, indent, "numbered", m.group(2).strip(), number=int(m.group(1)))

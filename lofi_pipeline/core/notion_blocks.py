@@ -152,9 +152,12 @@ def _render(blocks: list[dict[str, Any]], lines: list[str], *, indent: str) -> N
             header = bool(data.get("has_column_header"))
             rows = [c for c in children if c.get("type") == "table_row"]
             for n, row in enumerate(rows):
-                cells = [rich_text_to_markdown(cell).replace("\n", " ")
+                cells = [rich_text_to_markdown(cell)
                          for cell in (row.get("table_row") or {}).get("cells", [])]
-                lines.append(f"{indent}| " + " | ".join(cells) + " |")
+                # A line break inside a cell stays a line break, as in the exports
+                # ("rows spread over two lines"); the parser joins them back.
+                row_text = "| " + " | ".join(cells) + " |"
+                lines.extend(f"{indent}{part}" for part in row_text.split("\n"))
                 if n == 0 and header:
                     lines.append(f"{indent}| " + " | ".join("---" for _ in cells) + " |")
         elif kind == "child_page":

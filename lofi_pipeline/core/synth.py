@@ -13,6 +13,7 @@ mono float32 in [-1, 1].
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -111,10 +112,15 @@ def _hat(sr: int, rng: np.random.Generator, sos_high: np.ndarray) -> np.ndarray:
     return (noise / (np.abs(noise).max() + 1e-9)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=512)
 def _keys_note(freq: float, dur: float, sr: int, *, attack: float, decay: float) -> np.ndarray:
-    """A soft electric-piano-like tone: fundamental plus two decaying partials."""
+    """A soft electric-piano-like tone: fundamental plus two decaying partials.
+
+    Cached: a loop repeats the same notes every few bars. Callers must not
+    modify the returned array (they scale it, which makes a copy).
+    """
     n = max(1, int(dur * sr))
-    t = np.arange(n) / sr
+    t = np.arange(n, dtype=np.float32) / np.float32(sr)
     tone = (np.sin(2 * np.pi * freq * t) + 0.35 * np.sin(2 * np.pi * 2 * freq * t) * np.exp(-t / 0.3)
             + 0.12 * np.sin(2 * np.pi * 3 * freq * t) * np.exp(-t / 0.15))
     env = np.minimum(1.0, t / attack) * np.exp(-t / decay)

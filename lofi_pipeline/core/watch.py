@@ -25,7 +25,7 @@ def scan_rendered(tracks_dir: Path) -> dict[int, FileStates]:
         if not (track.name.isdigit() and rendered.is_dir()):
             continue
         for f in sorted(rendered.rglob("*")):
-            if f.is_file() and f.suffix.lower().lstrip(".") in SUPPORTED_EXTENSIONS and not f.name.startswith("."):
+            if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS and not f.name.startswith("."):
                 st = f.stat()
                 found.setdefault(int(track.name), {})[str(f)] = [st.st_size, st.st_mtime]
     return found

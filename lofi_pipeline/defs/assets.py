@@ -4,7 +4,6 @@ notion_pages → track_plans → audio_features → songs_table → song_embeddi
 → track_matches → track_selection → gap_report → render_folder → rendered_mix
 """
 
-from __future__ import annotations
 
 import json
 import time
@@ -49,14 +48,14 @@ def _md_table(df: pd.DataFrame, max_rows: int = 50) -> dg.MetadataValue:
 
 
 # --------------------------------------------------------------------------- pages
-class PageConfigModel(dg.Config):
+class PageConfig(dg.Config):
     page: str = ""
     force: bool = False
 
 
 @dg.asset(partitions_def=track_partitions, group_name="plans", kinds={"notion", "markdown"},
           retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL))
-def notion_pages(context: dg.AssetExecutionContext, config: PageConfigModel,
+def notion_pages(context: dg.AssetExecutionContext, config: PageConfig,
                  library: LibraryResource, notion: NotionResource) -> dg.MaterializeResult:
     """The track's page, fetched and cached under data/pages as Markdown (+ blocks JSON)."""
     n = _track(context)

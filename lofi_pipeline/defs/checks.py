@@ -1,6 +1,5 @@
 """Asset checks: invariants of the library that a person would otherwise find the hard way."""
 
-from __future__ import annotations
 
 import dagster as dg
 

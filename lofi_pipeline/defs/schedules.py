@@ -1,6 +1,5 @@
 """Notion sync: re-read every track page that came from the Notion API (stopped by default)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Sensors: new rendered audio in Tracks/*/Rendered/ goes back into the library."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

@@ -1,0 +1,741 @@
+"""Render a track's mix video: loudness-matched songs with crossfades over a looped background.
+
+How a render works (and why it is fast and bounded)
+---------------------------------------------------
+**Plan.** :func:`build_render_plan` lays the selected songs end to end in mix
+order, overlapping neighbours by the crossfade, repeating the sequence until the
+target length is reached and trimming the last entry to the exact sample. Every
+entry knows its start time, so chapters and ``render_plan.json`` come from the
+same numbers as the audio.
+
+**Audio: one continuous PCM stream, never a giant filter graph.** The seed
+system built one ``acrossfade`` chain over every song; its graph grows with the
+song count and its memory with the mix. Here each entry is decoded by its own
+short-lived ``ffmpeg`` process (to 32-bit float stereo at the output rate) and
+read block by block; Python applies the entry's gain (target LUFS minus the
+song's analysed loudness), the equal-power crossfade envelope and the mix fade
+in/out, and writes the summed block into the stdin of one encoder ``ffmpeg``.
+At most two songs overlap at any moment, so at most two decoders (plus one
+opened ahead) are alive and memory holds one block (2 s) per open decoder, for
+a 5-minute test mix or a 3-hour mix of 200 entries alike. The encoder runs a
+look-ahead limiter (``alimiter``, sample-peak ceiling set ``limiter_margin_db``
+below the true-peak target to leave room for inter-sample peaks and AAC
+overshoot) on the audio only, then AAC.
+
+**Video: encoded once, looped by stream copy.** The background (an image, a
+short loop video, or a generated solid colour) is scaled/padded to
+``width``×``height`` and encoded with libx264 as one short segment whose GOP
+is the whole segment (a keyframe at every loop boundary). The encoder reads it
+with ``-stream_loop -1`` and copies it (``-c:v copy``) for the full length, so a
+3-hour video costs one ~10 s encode.
+
+**Output** (in ``output_dir``): ``mix.mp4``, ``ffmpeg_commands.txt`` (every
+command and filter graph, with each entry's gain and envelope), ``chapters.txt``
+and ``render_report.json`` (duration, streams, loudness and true peak measured
+on the output with ffmpeg's ``ebur128``, wall time, realtime factor).
+
+Units: seconds, Hz, LUFS, dB / dBTP.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lofi_pipeline.core.errors import AudioFileError, RenderError
+from lofi_pipeline.core.models import SelectedSong
+from lofi_pipeline.core.probe import ffmpeg_tail, measure_loudness_ffmpeg, probe_media
+
+__all__ = [
+    "RenderEntry", "RenderPlan", "RenderReport", "build_render_plan", "chapters_text",
+    "format_timestamp", "find_background", "render_mix", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".gif")
+MIX_FILENAME = "mix.mp4"
+# YouTube ignores chapters closer than 10 s (and needs at least three of them).
+YOUTUBE_MIN_CHAPTER_SECONDS = 10.0
+_MAX_GAIN_DB = 24.0  # a near-silent song is not boosted into noise
+_BLOCK_SECONDS = 2.0
+_F_SETPIPE_SZ = 1031  # Linux fcntl: enlarge pipes so decoders run ahead of the mixer
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class RenderEntry:
+    """One song occurrence in the mix.
+
+    ``start_seconds`` is where its fade-in begins in the mix; ``play_seconds``
+    is how much of the song plays (less than its length only for the trimmed
+    last entry); ``fade_in_seconds`` / ``fade_out_seconds`` are the overlaps
+    with the previous / next entry; ``pass_number`` is 1 on the first run
+    through the selection and 2, 3, … when the sequence repeats.
+    """
+
+    position: int  # 1-based position in the rendered mix
+    song: SelectedSong
+    start_seconds: float
+    play_seconds: float
+    fade_in_seconds: float
+    fade_out_seconds: float
+    pass_number: int = 1
+
+    @property
+    def end_seconds(self) -> float:
+        return self.start_seconds + self.play_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "order": self.song.order,
+            "arc_number": self.song.arc_number,
+            "arc_name": self.song.arc_name,
+            "song_id": self.song.song_id,
+            "filename": self.song.filename,
+            "path": self.song.path,
+            "start_seconds": round(self.start_seconds, 3),
+            "play_seconds": round(self.play_seconds, 3),
+            "fade_in_seconds": round(self.fade_in_seconds, 3),
+            "fade_out_seconds": round(self.fade_out_seconds, 3),
+            "pass_number": self.pass_number,
+        }
+
+
+@dataclass
+class RenderPlan:
+    """The timeline of a mix; ``total_seconds`` is the exact output length."""
+
+    entries: list[RenderEntry]
+    total_seconds: float
+    crossfade_seconds: float
+    target_seconds: float | None  # None = "auto" (one pass through the songs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total_seconds": round(self.total_seconds, 3),
+            "crossfade_seconds": self.crossfade_seconds,
+            "target_seconds": self.target_seconds,
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+
+def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None,
+                      crossfade_seconds: float = 5.0) -> RenderPlan:
+    """Lay out the mix timeline.
+
+    Parameters
+    ----------
+    songs : list of SelectedSong
+        The selection; sorted by ``order`` here.
+    target_seconds : float or None
+        Exact mix length in seconds. None ("auto") plays every song once:
+        the sum of the durations minus the crossfades. The caller maps the
+        ``test`` mode to 300 and ``--hours h`` to ``h * 3600``. The sequence
+        repeats as often as needed and the last entry is trimmed.
+    crossfade_seconds : float
+        Overlap between neighbours, in seconds; shortened per join to half of
+        the shorter song so that never more than two songs sound at once.
+
+    Returns
+    -------
+    RenderPlan
+
+    Raises
+    ------
+    RenderError
+        No songs, a song without a positive duration, or a non-positive target.
+    """
+    if not songs:
+        raise RenderError("nothing to render: the selection has no songs")
+    for s in songs:
+        if not (s.duration_seconds and s.duration_seconds > 0):
+            raise RenderError(f"{s.path}: duration_seconds must be positive, got {s.duration_seconds!r}")
+    if target_seconds is not None and not target_seconds > 0:
+        raise RenderError(f"render target must be a positive number of seconds, got {target_seconds!r}")
+    if crossfade_seconds < 0:
+        raise RenderError(f"crossfade must be >= 0 seconds, got {crossfade_seconds!r}")
+    ordered = sorted(songs, key=lambda s: s.order)
+
+    entries: list[RenderEntry] = []
+    position = 0
+    while True:
+        pass_number = position // len(ordered) + 1
+        song = ordered[position % len(ordered)]
+        if entries:
+            prev = entries[-1]
+            overlap = min(crossfade_seconds, prev.play_seconds / 2, song.duration_seconds / 2)
+            prev.fade_out_seconds = overlap
+            start = prev.end_seconds - overlap
+        else:
+            overlap, start = 0.0, 0.0
+        position += 1
+        entries.append(RenderEntry(position, song, start, song.duration_seconds, overlap, 0.0, pass_number))
+        if target_seconds is None:
+            if position == len(ordered):
+                break
+        elif entries[-1].end_seconds >= target_seconds:
+            break
+
+    total = entries[-1].end_seconds if target_seconds is None else float(target_seconds)
+    # A last entry that would barely get past its crossfade is dropped and the
+    # previous one trimmed instead: a song that only fades in is not a chapter.
+    while len(entries) > 1 and total - entries[-1].start_seconds < entries[-1].fade_in_seconds + 1.0:
+        entries.pop()
+        entries[-1].fade_out_seconds = 0.0
+    last = entries[-1]
+    last.play_seconds = total - last.start_seconds
+    last.fade_out_seconds = 0.0
+    return RenderPlan(entries=entries, total_seconds=total, crossfade_seconds=crossfade_seconds,
+                      target_seconds=target_seconds)
+
+
+# ------------------------------------------------------------------- chapters
+
+
+def format_timestamp(seconds: float) -> str:
+    """YouTube chapter time: ``M:SS`` below one hour, ``H:MM:SS`` from one hour."""
+    s = int(math.floor(seconds + 1e-6))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _chapter_title(song: SelectedSong) -> str:
+    arc = f"Arc {song.arc_number}"
+    if song.arc_name:
+        arc += f" · {song.arc_name}"
+    return f"{arc} — {Path(song.filename).stem}"
+
+
+def chapters_text(plan: RenderPlan, *, min_gap_seconds: float = YOUTUBE_MIN_CHAPTER_SECONDS) -> str:
+    """YouTube chapter list, one ``timestamp title`` line per arc and song.
+
+    A chapter starts in the middle of the crossfade into its song (where the
+    new song takes over). The first chapter is at ``0:00``; an entry less than
+    ``min_gap_seconds`` after the previous chapter, or less than that before
+    the end, gets no chapter of its own (YouTube requires 10 s chapters).
+    """
+    lines: list[tuple[float, str]] = []
+    for entry in plan.entries:
+        t = 0.0 if not lines else math.floor(entry.start_seconds + entry.fade_in_seconds / 2)
+        if lines and (t - lines[-1][0] < min_gap_seconds or plan.total_seconds - t < min_gap_seconds):
+            continue
+        lines.append((t, _chapter_title(entry.song)))
+    return "".join(f"{format_timestamp(t)} {title}\n" for t, title in lines)
+
+
+def find_background(video_dir: Path) -> Path | None:
+    """The background in ``Tracks/{N}/Video/``: a loop video if any, else an image, else None.
+
+    Files are taken in name order, hidden files skipped.
+    """
+    if not video_dir.is_dir():
+        return None
+    files = sorted(p for p in video_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    for exts in (VIDEO_EXTENSIONS, IMAGE_EXTENSIONS):
+        for p in files:
+            if p.suffix.lower() in exts:
+                return p
+    return None
+
+
+# --------------------------------------------------------------------- render
+
+
+@dataclass
+class RenderReport:
+    """What :func:`render_mix` produced and measured (``render_report.json``)."""
+
+    output_path: str
+    planned_seconds: float
+    duration_seconds: float | None  # probed from the output
+    integrated_lufs: float | None  # measured on the output (ebur128)
+    true_peak_db: float | None  # measured on the output (ebur128 peak=true), dBTP
+    target_lufs: float
+    true_peak_target_db: float
+    wall_seconds: float
+    realtime_factor: float  # seconds of output per second of wall time
+    entries: int
+    unique_songs: int
+    max_open_decoders: int
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    gains_db: dict[str, float] = field(default_factory=dict)  # filename -> applied gain
+    warnings: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _enlarge_pipe(fileobj: Any) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fileobj.fileno(), _F_SETPIPE_SZ, 1 << 20)
+    except (OSError, ImportError, AttributeError, ValueError):
+        pass  # a smaller pipe only costs speed
+
+
+class _Decoder:
+    """One entry's samples, read block by block from an ffmpeg child."""
+
+    def __init__(self, *, ffmpeg_exe: str, path: str, frames: int, sample_rate: int):
+        self.path = path
+        self.frames = frames
+        self.delivered = 0  # frames handed out (zeros past the end included)
+        self.received = 0  # frames really decoded
+        self.short = False
+        self.returncode: int | None = None
+        self.stderr_tail = ""
+        # -t a little past the need so rounding never starves us; the rest is discarded.
+        seconds = frames / sample_rate + 0.1
+        self.cmd = [ffmpeg_exe, "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0",
+                    "-t", f"{seconds:.4f}", "-ac", "2", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
+        self._err = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=self._err)
+        except OSError as exc:
+            self._err.close()
+            raise RenderError(f"cannot start ffmpeg to decode {path}: {exc}") from exc
+        _enlarge_pipe(self.proc.stdout)
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` frames as (n, 2) float32; zeros past the end of the file."""
+        want = min(n, self.frames - self.delivered)
+        raw = self.proc.stdout.read(want * 8) if want > 0 else b""
+        got = len(raw) // 8
+        out = np.zeros((n, 2), dtype=np.float32)
+        if got:
+            out[:got] = np.frombuffer(raw[: got * 8], dtype=np.float32).reshape(got, 2)
+        if got < want:
+            self.short = True
+        self.delivered += n
+        self.received += got
+        return out
+
+    def close(self) -> int:
+        """Stop the child (it may still hold the 0.1 s margin) and keep its stderr tail."""
+        if self.returncode is not None:
+            return self.returncode
+        killed = False
+        if self.proc.poll() is None:
+            self.proc.kill()
+            killed = True
+        self.proc.stdout.close()
+        code = self.proc.wait()
+        self._err.seek(0)
+        self.stderr_tail = ffmpeg_tail(self._err.read().decode("utf-8", "replace"), lines=3)
+        self._err.close()
+        self.returncode = 0 if killed else code
+        return self.returncode
+
+
+def _fade_curve(t: np.ndarray, length: int, *, rising: bool) -> np.ndarray:
+    """Equal-power (sin/cos) crossfade gain for positions ``t`` within a fade of ``length`` samples."""
+    x = np.clip(t / max(length, 1), 0.0, 1.0)
+    return np.sin(0.5 * np.pi * x) if rising else np.cos(0.5 * np.pi * x)
+
+
+def _edge_curve(t: np.ndarray, length: int) -> np.ndarray:
+    """Smooth (raised-cosine) 0→1 ramp for the mix fade-in/out."""
+    x = np.clip(t / max(length, 1), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+@dataclass
+class _Span:
+    """An entry in samples: [start, end) on the mix timeline, fades in samples."""
+
+    entry: RenderEntry
+    start: int
+    end: int
+    fade_in: int
+    fade_out: int
+    gain: float  # linear
+
+
+def _spans(plan: RenderPlan, gains_db: list[float], sample_rate: int) -> list[_Span]:
+    spans: list[_Span] = []
+    for entry, g in zip(plan.entries, gains_db):
+        start = int(round(entry.start_seconds * sample_rate))
+        end = int(round(entry.end_seconds * sample_rate))
+        spans.append(_Span(entry, start, end, 0, 0, 10 ** (g / 20)))
+    # Fades follow from the integer positions so neighbours overlap exactly.
+    for a, b in zip(spans, spans[1:]):
+        overlap = max(0, a.end - b.start)
+        a.fade_out = b.fade_in = overlap
+    return spans
+
+
+def _song_loudness(plan: RenderPlan, *, ffmpeg_exe: str, warnings: list[str]) -> dict[str, float]:
+    """Analysed loudness per song path; measured with ebur128 where the selection has none."""
+    loudness: dict[str, float] = {}
+    for entry in plan.entries:
+        s = entry.song
+        if s.path in loudness:
+            continue
+        if s.loudness_lufs is not None:
+            loudness[s.path] = float(s.loudness_lufs)
+            continue
+        try:
+            loudness[s.path], _ = measure_loudness_ffmpeg(s.path, ffmpeg_exe=ffmpeg_exe)
+        except AudioFileError as exc:
+            raise RenderError(f"cannot measure the loudness of {s.path}: {exc.reason}") from exc
+        warnings.append(f"{s.filename}: no analysed loudness, measured {loudness[s.path]:.1f} LUFS with ebur128")
+    return loudness
+
+
+def _background_command(*, ffmpeg_exe: str, background: Path | None, out: Path, width: int, height: int,
+                        fps: int, segment_seconds: float, colour: str) -> list[str]:
+    frames = max(1, int(round(segment_seconds * fps)))
+    fit = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+           f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={fps},format=yuv420p")
+    cmd = [ffmpeg_exe, "-hide_banner", "-nostdin", "-v", "error", "-y"]
+    if background is None:
+        cmd += ["-f", "lavfi", "-i", f"color=c={colour}:s={width}x{height}:r={fps}"]
+        extra, gop = ["-tune", "stillimage", "-frames:v", str(frames)], frames
+    elif background.suffix.lower() in IMAGE_EXTENSIONS:
+        cmd += ["-loop", "1", "-framerate", str(fps), "-i", str(background)]
+        extra, gop = ["-tune", "stillimage", "-frames:v", str(frames)], frames
+    else:
+        # A loop video keeps its own length (up to the cap) so its loop point stays where it was made.
+        cmd += ["-i", str(background)]
+        extra, gop = ["-t", f"{segment_seconds:.3f}"], 2 * fps
+    # Closed GOPs with a keyframe at the segment start: every loop boundary decodes on its own.
+    cmd += ["-an", "-vf", fit, *extra, "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+            "-profile:v", "high", "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop),
+            "-sc_threshold", "0", "-flags", "+cgop", str(out)]
+    return cmd
+
+
+def render_mix(
+    plan: RenderPlan,
+    *,
+    output_dir: Path,
+    background: Path | None,
+    ffmpeg_exe: str,
+    target_lufs: float = -14.0,
+    true_peak_db: float = -1.0,
+    fade_in: float = 3.0,
+    fade_out: float = 10.0,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 30,
+    sample_rate: int = 48000,
+    audio_bitrate: str = "192k",
+    segment_seconds: float = 10.0,
+    loop_video_max_seconds: float = 60.0,
+    background_colour: str = "0x1d1a2f",
+    limiter_margin_db: float = 1.0,
+    measure_output: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+) -> RenderReport:
+    """Render ``plan`` to ``output_dir/mix.mp4`` with chapters, commands and a report.
+
+    Parameters
+    ----------
+    plan : RenderPlan
+        From :func:`build_render_plan`.
+    output_dir : Path
+        Created if missing; the caller passes ``Tracks/{N}/Rendered/output_{timestamp}/``.
+    background : Path or None
+        An image or a short loop video (see :func:`find_background`); None
+        renders a solid ``background_colour`` frame.
+    ffmpeg_exe : str
+        The ffmpeg binary (:func:`lofi_pipeline.core.ffmpeg.find_ffmpeg`).
+    target_lufs : float
+        Integrated loudness the mix is set to, in LUFS: each song gets
+        ``target_lufs - loudness_lufs`` dB (limited to ±24 dB).
+    true_peak_db : float
+        True-peak ceiling in dBTP; the limiter's sample ceiling sits
+        ``limiter_margin_db`` below it.
+    fade_in, fade_out : float
+        Mix fade-in and fade-out, in seconds.
+    width, height, fps : int
+        Video frame size in pixels and frame rate.
+    sample_rate : int
+        Output audio rate in Hz (songs are resampled while decoding).
+    audio_bitrate : str
+        AAC bitrate, e.g. ``"192k"``.
+    segment_seconds : float
+        Length of the once-encoded still background segment, in seconds.
+    loop_video_max_seconds : float
+        A loop video longer than this is cut to this length, in seconds.
+    measure_output : bool
+        Measure loudness and true peak on the finished file (about 150x
+        realtime); off only for benchmarks of the render itself.
+    on_progress : callable, optional
+        Called in the calling thread with the fraction done (0..1), parsed
+        from ffmpeg's ``-progress`` output.
+
+    Returns
+    -------
+    RenderReport
+
+    Raises
+    ------
+    RenderError
+        A song or the background is missing, or an ffmpeg run fails (the
+        message carries ffmpeg's last stderr lines).
+    """
+    t_start = time.monotonic()
+    output_dir = Path(output_dir)
+    for entry in plan.entries:
+        if not Path(entry.song.path).is_file():
+            raise RenderError(f"song file not found: {entry.song.path} (mix position {entry.position})")
+    if background is not None and not Path(background).is_file():
+        raise RenderError(f"background not found: {background}")
+    if not Path(ffmpeg_exe).is_file():
+        raise RenderError(f"ffmpeg not found: {ffmpeg_exe}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out_video = output_dir / MIX_FILENAME
+    warnings: list[str] = []
+    timings: dict[str, float] = {}
+    commands: list[str] = []
+
+    loudness = _song_loudness(plan, ffmpeg_exe=ffmpeg_exe, warnings=warnings)
+    gains_db: list[float] = []
+    for entry in plan.entries:
+        g = target_lufs - loudness[entry.song.path]
+        if abs(g) > _MAX_GAIN_DB:
+            warnings.append(f"{entry.song.filename}: gain {g:+.1f} dB limited to ±{_MAX_GAIN_DB:.0f} dB")
+            g = math.copysign(_MAX_GAIN_DB, g)
+        gains_db.append(g)
+    timings["loudness_seconds"] = time.monotonic() - t_start
+
+    with tempfile.TemporaryDirectory(prefix="lofi_render_") as tmp:
+        # ---- video: one short segment
+        t0 = time.monotonic()
+        segment = Path(tmp) / "background_segment.mp4"
+        seg_len = segment_seconds
+        if background is not None and Path(background).suffix.lower() not in IMAGE_EXTENSIONS:
+            info = probe_media(background, ffmpeg_exe=ffmpeg_exe)
+            seg_len = min(info.duration_seconds or segment_seconds, loop_video_max_seconds)
+        seg_cmd = _background_command(ffmpeg_exe=ffmpeg_exe, background=Path(background) if background else None,
+                                      out=segment, width=width, height=height, fps=fps,
+                                      segment_seconds=seg_len, colour=background_colour)
+        commands.append("# 1. background segment, encoded once\n" + shlex.join(seg_cmd))
+        proc = subprocess.run(seg_cmd, capture_output=True, text=True, errors="replace")
+        if proc.returncode != 0 or not segment.is_file():
+            raise RenderError(f"ffmpeg could not encode the background {background or background_colour}: "
+                              f"{ffmpeg_tail(proc.stderr)}")
+        timings["video_segment_seconds"] = time.monotonic() - t0
+
+        # ---- audio stream + mux
+        t0 = time.monotonic()
+        spans = _spans(plan, gains_db, sample_rate)
+        total_frames = spans[-1].end
+        ceiling = 10 ** ((true_peak_db - limiter_margin_db) / 20)
+        audio_graph = (f"alimiter=limit={ceiling:.4f}:attack=5:release=80:level=disabled:latency=1,"
+                       f"aformat=sample_fmts=fltp")
+        enc_cmd = [ffmpeg_exe, "-hide_banner", "-nostats", "-v", "warning", "-y",
+                   "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
+                   "-stream_loop", "-1", "-i", str(segment),
+                   "-map", "1:v:0", "-map", "0:a:0", "-filter:a", audio_graph,
+                   "-c:v", "copy", "-c:a", "aac", "-aac_coder", "fast", "-b:a", audio_bitrate,
+                   "-t", f"{total_frames / sample_rate:.6f}", "-movflags", "+faststart",
+                   "-progress", "pipe:1", str(out_video)]
+        commands.append("# 2. mix encoder: float PCM from the mixer on stdin, background looped by copy\n"
+                        f"#    audio filter graph: {audio_graph}\n" + shlex.join(enc_cmd))
+        commands.append(_mixer_description(spans, sample_rate=sample_rate, fade_in=fade_in, fade_out=fade_out,
+                                           ffmpeg_exe=ffmpeg_exe))
+        max_open = _stream_mix(spans, enc_cmd=enc_cmd, ffmpeg_exe=ffmpeg_exe, sample_rate=sample_rate,
+                               fade_in=fade_in, fade_out=fade_out, on_progress=on_progress,
+                               out_video=out_video, output_dir=output_dir, warnings=warnings)
+        timings["mix_encode_seconds"] = time.monotonic() - t0
+
+    # ---- measure the output
+    t0 = time.monotonic()
+    info = probe_media(out_video, ffmpeg_exe=ffmpeg_exe)
+    lufs = peak = None
+    if measure_output:
+        lufs, peak = measure_loudness_ffmpeg(out_video, ffmpeg_exe=ffmpeg_exe)
+        if abs(lufs - target_lufs) > 1.0:
+            warnings.append(f"output loudness {lufs:.1f} LUFS is more than 1 LU from the target {target_lufs:.1f}")
+        if peak > true_peak_db + 0.2:
+            warnings.append(f"output true peak {peak:.1f} dBTP is above the ceiling {true_peak_db:.1f}")
+    timings["measure_seconds"] = time.monotonic() - t0
+
+    commands_path = output_dir / "ffmpeg_commands.txt"
+    commands_path.write_text("\n\n".join(commands) + "\n", encoding="utf-8")
+    chapters_path = output_dir / "chapters.txt"
+    chapters_path.write_text(chapters_text(plan), encoding="utf-8")
+    plan_path = output_dir / "render_plan.json"
+    report_path = output_dir / "render_report.json"
+    from lofi_pipeline.core.workspace import write_json_atomic  # workspace imports this module
+
+    write_json_atomic(plan_path, plan.to_dict())
+    wall = time.monotonic() - t_start
+    report = RenderReport(
+        output_path=str(out_video), planned_seconds=plan.total_seconds, duration_seconds=info.duration_seconds,
+        integrated_lufs=lufs, true_peak_db=peak, target_lufs=target_lufs, true_peak_target_db=true_peak_db,
+        wall_seconds=round(wall, 3), realtime_factor=round(plan.total_seconds / wall, 2) if wall > 0 else 0.0,
+        entries=len(plan.entries), unique_songs=len({e.song.path for e in plan.entries}),
+        max_open_decoders=max_open, streams=[asdict(s) for s in info.streams],
+        timings={k: round(v, 3) for k, v in timings.items()},
+        gains_db={e.song.filename: round(g, 2) for e, g in zip(plan.entries, gains_db)},
+        warnings=warnings,
+        files={"video": str(out_video), "commands": str(commands_path), "chapters": str(chapters_path),
+               "plan": str(plan_path), "report": str(report_path)},
+    )
+    write_json_atomic(report_path, report.to_dict())
+    return report
+
+
+def _mixer_description(spans: list[_Span], *, sample_rate: int, fade_in: float, fade_out: float,
+                       ffmpeg_exe: str) -> str:
+    lines = ["# 3. mixer (Python, block by block): each entry decoded by its own ffmpeg child,",
+             "#    gain applied, equal-power sin/cos crossfade over the overlap, raised-cosine mix fades",
+             f"#    mix fade-in {fade_in:g} s, fade-out {fade_out:g} s, {sample_rate} Hz float32 stereo",
+             "#    decoder: " + shlex.join([ffmpeg_exe, "-hide_banner", "-nostdin", "-v", "error", "-i", "SONG",
+                                           "-map", "0:a:0", "-t", "SECONDS", "-ac", "2", "-ar", str(sample_rate),
+                                           "-f", "f32le", "pipe:1"]),
+             "# position\tstart_s\tplay_s\tfade_in_s\tfade_out_s\tgain_db\tfile"]
+    for s in spans:
+        lines.append(f"{s.entry.position}\t{s.start / sample_rate:.3f}\t{(s.end - s.start) / sample_rate:.3f}\t"
+                     f"{s.fade_in / sample_rate:.3f}\t{s.fade_out / sample_rate:.3f}\t"
+                     f"{20 * math.log10(s.gain):+.2f}\t{s.entry.song.path}")
+    return "\n".join(lines)
+
+
+class _ProgressReader(threading.Thread):
+    """Reads ``-progress pipe:1`` key=value lines; keeps the latest output time in seconds."""
+
+    def __init__(self, stream: Any):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.out_seconds = 0.0
+        self.ended = False
+
+    def run(self) -> None:
+        for raw in self.stream:
+            line = raw.decode("ascii", "replace").strip()
+            key, _, value = line.partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                self.out_seconds = max(self.out_seconds, int(value) / 1e6)
+            elif key == "progress" and value == "end":
+                self.ended = True
+
+
+def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, sample_rate: int, fade_in: float,
+                fade_out: float, on_progress: Callable[[float], None] | None, out_video: Path,
+                output_dir: Path, warnings: list[str]) -> int:
+    """Feed the encoder block by block; returns the most decoders open at once."""
+    total = spans[-1].end
+    total_seconds = total / sample_rate
+    block = int(_BLOCK_SECONDS * sample_rate)
+    fin, fout = int(round(fade_in * sample_rate)), int(round(fade_out * sample_rate))
+    err = tempfile.TemporaryFile()
+    try:
+        enc = subprocess.Popen(enc_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    except OSError as exc:
+        err.close()
+        raise RenderError(f"cannot start ffmpeg {ffmpeg_exe}: {exc}") from exc
+    _enlarge_pipe(enc.stdin)
+    progress = _ProgressReader(enc.stdout)
+    progress.start()
+    decoders: dict[int, _Decoder] = {}
+    max_open = 0
+    last_reported = -1.0
+
+    def report(done: float) -> None:
+        nonlocal last_reported
+        if on_progress is not None and (done - last_reported >= 0.002 or done >= 1.0):
+            last_reported = done
+            on_progress(done)
+
+    def fail(message: str) -> RenderError:
+        err.seek(0)
+        tail = ffmpeg_tail(err.read().decode("utf-8", "replace"))
+        return RenderError(f"{message}: {tail}" if tail else message)
+
+    next_span = 0  # first span not yet finished
+    try:
+        pos = 0
+        while pos < total:
+            n = min(block, total - pos)
+            out = np.zeros((n, 2), dtype=np.float32)
+            i = next_span
+            while i < len(spans) and spans[i].start < pos + n:
+                s = spans[i]
+                i += 1
+                if s.end <= pos:
+                    continue
+                if id(s) not in decoders:
+                    decoders[id(s)] = _Decoder(ffmpeg_exe=ffmpeg_exe, path=s.entry.song.path,
+                                               frames=s.end - s.start, sample_rate=sample_rate)
+                lo, hi = max(pos, s.start), min(pos + n, s.end)
+                chunk = decoders[id(s)].read(hi - lo)
+                t = np.arange(lo - s.start, hi - s.start, dtype=np.float64)
+                env = np.full(hi - lo, s.gain)
+                if s.fade_in:
+                    env *= np.where(t < s.fade_in, _fade_curve(t, s.fade_in, rising=True), 1.0)
+                if s.fade_out:
+                    tail0 = (s.end - s.start) - s.fade_out
+                    env *= np.where(t >= tail0, _fade_curve(t - tail0, s.fade_out, rising=False), 1.0)
+                out[lo - pos:hi - pos] += chunk * env[:, None].astype(np.float32)
+            # Open the next entry's decoder one block early so its ffmpeg starts
+            # decoding while this block encodes (at most 3 open: 2 sounding + 1 ahead).
+            if i < len(spans) and spans[i].start < pos + 2 * n and id(spans[i]) not in decoders:
+                s = spans[i]
+                decoders[id(s)] = _Decoder(ffmpeg_exe=ffmpeg_exe, path=s.entry.song.path,
+                                           frames=s.end - s.start, sample_rate=sample_rate)
+            max_open = max(max_open, len(decoders))
+            # Mix fades on the whole timeline.
+            t = np.arange(pos, pos + n, dtype=np.float64)
+            if fin and pos < fin:
+                out *= _edge_curve(t, fin)[:, None].astype(np.float32)
+            if fout and pos + n > total - fout:
+                out *= _edge_curve(total - t, fout)[:, None].astype(np.float32)
+            try:
+                enc.stdin.write(out.tobytes())
+            except (BrokenPipeError, OSError):
+                enc.wait()
+                raise fail("ffmpeg stopped while encoding the mix") from None
+            pos += n
+            # Close the decoders of entries that ended.
+            while next_span < len(spans) and spans[next_span].end <= pos:
+                s = spans[next_span]
+                dec = decoders.pop(id(s), None)
+                if dec is not None:
+                    code = dec.close()
+                    if code != 0 or (dec.short and dec.received == 0):
+                        raise RenderError(f"ffmpeg could not decode {s.entry.song.path}: {dec.stderr_tail}")
+                    if dec.short and dec.frames - dec.received > sample_rate // 10:
+                        warnings.append(f"{s.entry.song.filename}: {(dec.frames - dec.received) / sample_rate:.1f} s "
+                                        "shorter than its recorded duration; padded with silence")
+                next_span += 1
+            report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
+        enc.stdin.close()
+        while enc.poll() is None:
+            report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
+            time.sleep(0.1)
+        progress.join(timeout=5)
+        if enc.returncode != 0:
+            raise fail(f"ffmpeg failed writing {out_video}")
+        report(1.0)
+        return max_open
+    except BaseException:
+        if enc.poll() is None:
+            enc.kill()
+            enc.wait()
+        out_video.unlink(missing_ok=True)  # a half-written mix is not a result
+        raise
+    finally:
+        for dec in decoders.values():
+            dec.close()
+        err.close()

@@ -1,0 +1,145 @@
+"""The DuckDB store: migrations, atomic writes, idempotent upserts, two writers at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lofi_pipeline.core.library import SCHEMA_VERSION, Library
+from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
+
+
+def _plan(prompts_per_arc=(3, 2), texts=None) -> TrackPlan:
+    arcs, order = [], 0
+    for a, n in enumerate(prompts_per_arc, 1):
+        ps = []
+        for i in range(1, n + 1):
+            order += 1
+            text = (texts or {}).get((a, i), f"arc {a} prompt {i} soft rhodes")
+            ps.append(Prompt(number=i, order=order, text=text + " — lofi", core_text=text))
+        arcs.append(Arc(number=a, name=f"Arc {a}", bpm_range=(60.0, 70.0) if a == 1 else None, prompts=ps))
+    return TrackPlan(source="test.md", track_number=7, title="Test", duration_minutes=60, arcs=arcs)
+
+
+def test_init_creates_every_table_and_records_migration(tmp_path):
+    lib = Library(tmp_path / "lofi.duckdb")
+    assert lib.init() == SCHEMA_VERSION
+    tables = set(lib.df("SELECT table_name FROM information_schema.tables")["table_name"])
+    for t in ["tracks", "arcs", "prompts", "songs", "song_embeddings", "matches", "selections",
+              "publications", "schema_migrations"]:
+        assert t in tables
+    # Re-running is a no-op
+    assert Library(tmp_path / "lofi.duckdb").init() == SCHEMA_VERSION
+    assert lib.scalar("SELECT count(*) FROM schema_migrations") == len([SCHEMA_VERSION])
+
+
+def test_failed_write_leaves_no_rows(tmp_path):
+    lib = Library(tmp_path / "lofi.duckdb")
+    with pytest.raises(RuntimeError):
+        with lib.write() as con:
+            con.execute("INSERT INTO song_usage VALUES (1, 'a')")
+            raise RuntimeError("interrupted")
+    assert lib.scalar("SELECT count(*) FROM song_usage") == 0
+
+
+def test_upsert_plan_is_idempotent_and_keeps_removed_prompts(tmp_path):
+    lib = Library(tmp_path / "lofi.duckdb")
+    lib.upsert_plan(7, _plan(), page_ref="p.md")
+    lib.upsert_plan(7, _plan(), page_ref="p.md")
+    assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 7") == 5
+    assert lib.scalar("SELECT bpm_low FROM arcs WHERE track_number = 7 AND arc_number = 1") == 60.0
+    # The page loses arc 2's second prompt: it stays, marked removed, for songs made from it.
+    counts = lib.upsert_plan(7, _plan((3, 1)), page_ref="p.md")
+    assert counts["removed_prompts"] == 1
+    rows = lib.df("SELECT arc_number, prompt_number, removed FROM prompts WHERE track_number = 7 "
+                  "ORDER BY prompt_order")
+    assert rows.removed.sum() == 1 and rows.iloc[-1].tolist() == [2, 2, True]
+    assert lib.load_plan(7).title == "Test"
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from lofi_pipeline.core.library import Library
+    lib = Library(sys.argv[1])
+    who = sys.argv[2]
+    for i in range(int(sys.argv[3])):
+        with lib.write() as con:
+            con.execute("INSERT INTO song_usage VALUES (?, ?)", [i, who])
+            time.sleep(0.01)  # hold the write a little so the two processes collide
+        with lib.read() as con:
+            con.execute("SELECT count(*) FROM song_usage").fetchone()
+    print("done", who)
+""")
+
+
+def test_two_processes_write_at_once_without_lock_errors(tmp_path):
+    db = tmp_path / "lofi.duckdb"
+    Library(db).init()
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(db), who, "25"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for who in ("a", "b")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr
+    lib = Library(db)
+    assert lib.scalar("SELECT count(*) FROM song_usage") == 50
+    assert lib.scalar("SELECT count(DISTINCT song_id) FROM song_usage") == 2
+
+
+def test_write_waits_for_a_foreign_duckdb_writer(tmp_path):
+    """A process outside our lock protocol (e.g. the duckdb shell) holds the file: we back off, not fail."""
+    db = tmp_path / "lofi.duckdb"
+    Library(db).init()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, time, sys
+        con = duckdb.connect({str(db)!r})
+        print("open", flush=True)
+        time.sleep(1.5)
+        con.close()
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    started = time.monotonic()
+    lib = Library(db)
+    lib._migrated = True
+    with lib.write() as con:
+        con.execute("INSERT INTO song_usage VALUES (1, 'x')")
+    assert time.monotonic() - started > 0.5  # it really waited for the other process
+    holder.wait(timeout=10)
+    assert lib.scalar("SELECT count(*) FROM song_usage") == 1
+
+
+def test_lock_timeout_names_the_file(tmp_path):
+    import fcntl
+    import os
+
+    from lofi_pipeline.core.errors import LibraryError
+
+    lib = Library(tmp_path / "lofi.duckdb", lock_timeout=0.3)
+    lib.init()
+    fd = os.open(lib.lock_path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        # flock is per open file description, so a second open in this process conflicts too
+        with pytest.raises(LibraryError, match="lofi.duckdb"):
+            with lib.write():
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_parquet_export_is_readable(tmp_path):
+    lib = Library(tmp_path / "lofi.duckdb")
+    lib.upsert_plan(7, _plan(), page_ref="p.md")
+    target = lib.export_parquet("prompts", str(tmp_path / "export"))
+    assert Path(target).exists()
+    assert duckdb.connect().execute(f"SELECT count(*) FROM '{target}'").fetchone()[0] == 5
+    with pytest.raises(Exception, match="unknown table"):
+        lib.export_parquet("nope; DROP TABLE songs", str(tmp_path))

@@ -1,0 +1,105 @@
+"""The code location as Dagster sees it: loadable, validated, served over GraphQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from lofi_pipeline.definitions import build_definitions
+from lofi_pipeline.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = ["notion_pages", "track_plans", "audio_features", "songs_table", "song_embeddings",
+          "track_matches", "track_selection", "gap_report", "render_folder", "rendered_mix"]
+
+
+def test_every_stage_is_an_asset_with_the_tracks_partitions(lofi_home):
+    defs = build_definitions(lofi_home)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert set(STAGES) <= keys
+    for name in STAGES:
+        node = graph.get(dg.AssetKey(name))
+        if name == "song_embeddings":
+            assert node.partitions_def is None
+        else:
+            assert node.partitions_def.name == "tracks"
+    for job in ["import_job", "plan_job", "post_render_job", "render_job", "embed_job"]:
+        assert defs.resolve_job_def(job)
+    assert defs.resolve_schedule_def("notion_sync_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.resolve_sensor_def("rendered_files_sensor")
+    # The library writers share one concurrency pool
+    for name in ["track_plans", "songs_table", "song_embeddings", "track_matches", "track_selection"]:
+        assert graph.get(dg.AssetKey(name)).pools == {"duckdb"}
+
+
+def test_resources_follow_lofi_home(lofi_home):
+    (lofi_home.home / "lofi.yaml").write_text("library:\n  duckdb_path: elsewhere/lib.duckdb\n")
+    settings = Settings.load(lofi_home.home)
+    assert settings.duckdb_path == str(lofi_home.home / "elsewhere" / "lib.duckdb")
+    res = build_definitions(settings).resources
+    assert res["library"].duckdb_path == settings.duckdb_path
+
+
+def test_bad_settings_name_the_file(lofi_home):
+    from lofi_pipeline.core.errors import ConfigError
+
+    (lofi_home.home / "lofi.yaml").write_text("matching:\n  topk: 3\n")
+    with pytest.raises(ConfigError, match=r"lofi.yaml.*topk"):
+        Settings.load(lofi_home.home)
+
+
+def test_dagster_definitions_validate_passes(lofi_home):
+    env = {**os.environ, "LOFI_HOME": str(lofi_home.home), "DAGSTER_HOME": str(lofi_home.home)}
+    proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
+                           str(REPO / "workspace.yaml")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_webserver_graphql_lists_assets_and_jobs(lofi_home):
+    port = _free_port()
+    dh = Path(lofi_home.dagster_home)
+    dh.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LOFI_HOME": str(lofi_home.home), "DAGSTER_HOME": str(dh)}
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-w", str(REPO / "workspace.yaml"),
+                             "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        query = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name
+                      jobs { name } assetNodes { assetKey { path } } } } } }"""
+        deadline = time.monotonic() + 120
+        data = None
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.post(url, json={"query": query}, timeout=10)
+                nodes = r.json()["data"]["repositoriesOrError"].get("nodes")
+                if nodes:
+                    data = nodes[0]
+                    break
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(1)
+        assert data is not None, "webserver did not serve the code location"
+        assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
+        assert set(STAGES) <= assets
+        assert {"import_job", "plan_job", "post_render_job"} <= {j["name"] for j in data["jobs"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,90 @@
+"""The demo, end to end, on the real stack: import → embeddings → query → gaps → prepare → render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from lofi_pipeline.core.library import Library
+from lofi_pipeline.demo import NEW_TRACK
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_imports_every_song_and_plan(demo_home):
+    settings, summary = demo_home
+    lib = Library(settings.duckdb_path)
+    assert lib.track_numbers() == [101, 102, 103, NEW_TRACK]
+    files = sorted(Path(settings.tracks_dir).glob("10[123]/Songs/*.mp3"))
+    assert summary["songs imported"] == len(files) >= 25
+    songs = lib.df("SELECT * FROM songs")
+    assert songs.bpm.notna().mean() > 0.8 and songs.key.notna().all()
+    assert songs.text_from_prompt.all(), "every demo song resolves to the prompt it was made from"
+    assert lib.scalar("SELECT count(*) FROM song_embeddings") == len(songs)
+    # Parquet exports exist and hold the same rows
+    import duckdb
+
+    export = Path(settings.export_dir)
+    assert duckdb.connect().execute(f"SELECT count(*) FROM '{export / 'songs.parquet'}'").fetchone()[0] == len(songs)
+    assert (export / "matches.parquet").exists()
+
+
+def test_runs_are_recorded_in_the_library_instance(demo_home):
+    settings, _ = demo_home
+    instance = dg.DagsterInstance.from_config(settings.dagster_home)
+    runs = instance.get_runs()
+    jobs = {r.job_name for r in runs}
+    assert {"import_job", "plan_job", "render_job"} <= jobs
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert set(instance.get_dynamic_partitions("tracks")) >= {"101", "102", "103", str(NEW_TRACK)}
+
+
+def test_paraphrased_prompts_find_their_songs_and_unrelated_ones_are_gaps(demo_home):
+    settings, _ = demo_home
+    report = json.loads((Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "gaps.json").read_text())
+    statuses = [p["status"] for p in report["prompts"]]
+    assert "none" in statuses, "the unrelated prompts of the new track must be gaps"
+    assert statuses.count("good") + statuses.count("weak") >= len(statuses) // 2
+    remaining = (Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "remaining-prompts.md").read_text()
+    lib = Library(settings.duckdb_path)
+    plan = lib.load_plan(NEW_TRACK)
+    gap_orders = {p["prompt_order"] for p in report["prompts"] if p["status"] == "none"}
+    for prompt in plan.prompts:
+        if prompt.order in gap_orders:
+            assert prompt.text in remaining  # the full Suno text, ready to paste
+
+
+def test_selection_fills_duration_and_prepares_render_folder(demo_home):
+    settings, summary = demo_home
+    lib = Library(settings.duckdb_path)
+    sel = lib.df("SELECT * FROM selections WHERE track_number = ?", [NEW_TRACK])
+    plan = lib.load_plan(NEW_TRACK)
+    assert sel.duration_seconds.sum() >= plan.duration_minutes * 60 * 0.95
+    assert not sel[~sel.is_repeat].song_id.duplicated().any()
+    songs_dir = Path(settings.tracks_dir) / str(NEW_TRACK) / "Songs"
+    render_plan = json.loads((songs_dir.parent / "render_plan.json").read_text()) \
+        if (songs_dir.parent / "render_plan.json").exists() else json.loads(
+            next(songs_dir.parent.rglob("render_plan.json")).read_text())
+    assert render_plan
+    assert len(list(songs_dir.glob("*.mp3"))) == sel.song_id.nunique()
+
+
+def test_test_render_has_video_audio_loudness_and_chapters(demo_home):
+    from lofi_pipeline.core.ffmpeg import find_ffmpeg
+    from lofi_pipeline.core.probe import measure_loudness_ffmpeg, probe_media
+
+    settings, summary = demo_home
+    out_dir = Path(summary["render"])
+    video = next(out_dir.glob("*.mp4"))
+    info = probe_media(video, ffmpeg_exe=find_ffmpeg())
+    assert abs(info.duration_seconds - 300) < 1.0
+    kinds = sorted(s.type for s in info.streams)
+    assert kinds == ["audio", "video"]
+    lufs, peak = measure_loudness_ffmpeg(video, ffmpeg_exe=find_ffmpeg())
+    assert abs(lufs - (-14.0)) <= 1.0
+    assert peak <= -0.5
+    chapters = (out_dir / "chapters.txt").read_text().splitlines()
+    assert chapters[0].startswith("0:00")
