@@ -315,7 +315,8 @@ def scaffold(track: TrackOpt,
     plan = Library(s.duckdb_path).load_plan(track)
     if plan is None:
         _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
-    res = scaffold_track(Path(s.tracks_dir), plan, track_number=track, force=force)
+    plan.track_number = track
+    res = scaffold_track(Path(s.tracks_dir), plan, force=force)
     out.print(f"Tracks/{track}: {res}")
 
 

@@ -97,7 +97,9 @@ class Settings:
 
     @property
     def dagster_home(self) -> str:
-        return self.path(self.raw["dagster_home"])  # type: ignore[return-value]
+        """The Dagster instance folder; ``LOFI_DAGSTER_HOME`` overrides the setting
+        (to share one instance between libraries, as the test suite does)."""
+        return self.path(os.environ.get("LOFI_DAGSTER_HOME") or self.raw["dagster_home"])  # type: ignore[return-value]
 
     @property
     def matching(self) -> dict[str, Any]:

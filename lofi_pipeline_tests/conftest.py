@@ -11,6 +11,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_dagster_home(tmp_path_factory: pytest.TempPathFactory):
+    """One real, persistent Dagster instance for the whole session.
+
+    Creating a SQLite-backed instance costs ~9 s of schema migrations, so the tests
+    share one (each test still has its own LOFI_HOME and DuckDB file). It lives in
+    /dev/shm when there is one: SQLite's fsyncs there cost nothing.
+    """
+    import shutil
+    import tempfile
+
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    home = Path(tempfile.mkdtemp(prefix="lofi-dagster-", dir=base or tmp_path_factory.getbasetemp()))
+    os.environ["LOFI_DAGSTER_HOME"] = str(home)
+    yield home
+    os.environ.pop("LOFI_DAGSTER_HOME", None)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture
 def lofi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An empty library home (LOFI_HOME) with its own DuckDB file and Dagster instance."""
@@ -19,7 +38,6 @@ def lofi_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("LOFI_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "data" / "dagster_home"))
     return Settings.load(home)
 
 

@@ -88,3 +88,26 @@ def test_test_render_has_video_audio_loudness_and_chapters(demo_home):
     assert peak <= -0.5
     chapters = (out_dir / "chapters.txt").read_text().splitlines()
     assert chapters[0].startswith("0:00")
+
+
+# Hand-written ground truth (lofi_pipeline/demo_pages/README.md): prompt of track 104 →
+# the past prompt it paraphrases, as the demo song's file name; None = unrelated (a gap).
+PARAPHRASES = {1: "A_1_1_101a.mp3", 2: None, 3: "A_1_2_101a.mp3", 4: "A_2_4_101a.mp3", 5: None,
+               6: "A_2_4_103a.mp3", 7: "A_2_3_102a.mp3", 8: None, 9: "A_3_6_102a.mp3",
+               10: "A_4_9_101a.mp3", 11: None, 12: "A_5_9_102a.mp3"}
+
+
+def test_each_paraphrase_finds_its_song_and_unrelated_prompts_find_nothing(demo_home):
+    settings, _ = demo_home
+    lib = Library(settings.duckdb_path)
+    matches = lib.df("SELECT prompt_number, rank, filename, similarity FROM matches WHERE track_number = ?",
+                     [NEW_TRACK])
+    hits = 0
+    for number, expected in PARAPHRASES.items():
+        found = matches[matches.prompt_number == number].sort_values("rank")
+        if expected is None:
+            assert found.empty, f"prompt {number} is unrelated but matched {found.filename.tolist()}"
+        else:
+            assert expected in found.filename.tolist(), f"prompt {number}: {found.filename.tolist()}"
+            hits += found.iloc[0].filename == expected
+    assert hits >= 6  # and it is usually the best match

@@ -537,7 +537,27 @@ def _tag_lists(songs: pd.DataFrame, column: str, extractor) -> list[list[str]]:
     return [extractor(t if isinstance(t, str) else "") for t in source]
 
 
-def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndarray, camelot: list) -> np.ndarray:
+def _camelot_codes(songs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Distinct Camelot codes and, per song, the index of its code (-1 unknown).
+
+    The stored ``camelot`` wins; else it is derived from ``key``. Each distinct
+    value is parsed once (a 100k-song library has a few dozen), and nothing
+    converts the whole string column to Python objects.
+    """
+    raw = _column(songs, "camelot", None)
+    if "key" in songs.columns and raw.isna().any():
+        raw = raw.astype(object).where(raw.notna(), songs["key"].astype(object))
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    parsed = [to_camelot(u) for u in uniques]
+    names = sorted({c for c in parsed if c})
+    position = {c: i for i, c in enumerate(names)}
+    unique_to_code = np.array([position.get(c, -1) if c else -1 for c in parsed] + [-1], dtype=np.int64)
+    # factorize marks missing values -1, which picks the trailing -1 entry.
+    return names, unique_to_code[codes]
+
+
+def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndarray,
+                 code_names: list[str], song_code: np.ndarray) -> np.ndarray:
     mask = np.ones(len(songs), dtype=bool)
     if filters is None:
         return mask
@@ -549,7 +569,7 @@ def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndar
         wanted = to_camelot(filters.key)
         if wanted is None:
             raise ConfigError(f"key filter {filters.key!r} is neither a Camelot code (8A) nor a key name (A minor)")
-        mask &= np.array([c == wanted for c in camelot], dtype=bool)
+        mask &= song_code == (code_names.index(wanted) if wanted in code_names else -2)
     if filters.arc is not None:
         arcs = _float_array(_column(songs, "arc", None))
         mask &= arcs == float(filters.arc)
@@ -654,16 +674,14 @@ def query_track(
 
     n = len(songs)
     bpm = _float_array(_column(songs, "bpm", None))
-    if "camelot" in songs.columns:
-        camelot = [to_camelot(c) or to_camelot(k) for c, k in zip(songs["camelot"], _column(songs, "key", None))]
-    else:
-        camelot = [to_camelot(k) for k in _column(songs, "key", None)]
+    code_names, song_code = _camelot_codes(songs)
     song_arcs = _float_array(_column(songs, "arc", None))
     source_tracks = _float_array(_column(songs, "source_track", None))
     times_used = np.nan_to_num(_float_array(_column(songs, "times_used", 0)), nan=0.0)
     recent = _column(songs, "recently_used", False).fillna(False).astype(bool).to_numpy()
+    durations = _float_array(_column(songs, "duration_seconds", None))
 
-    allowed = _filter_mask(songs, filters, bpm, camelot)
+    allowed = _filter_mask(songs, filters, bpm, code_names, song_code)
     if exclude_track is None:
         exclude_track = plan.track_number
     if exclude_track is not None and not include_same_track:
@@ -672,87 +690,92 @@ def query_track(
     usage = np.where(recent, RECENT_USE_FACTOR, 1.0) / (1.0 + np.maximum(times_used, 0.0))
     profile = _resolve_profile(tempo_profile) if tempo_profile is not None else track_tempo_profile(plan)
     ref_key_fixed = to_camelot(reference_key) or (to_camelot(filters.key) if filters and filters.key else None)
-
-    # Camelot codes as small ints so per-prompt key scores are one table lookup.
-    codes = sorted({c for c in camelot if c})
-    code_index = {c: i for i, c in enumerate(codes)}
-    song_code = np.array([code_index.get(c, -1) for c in camelot], dtype=np.int64)
-    key_table = np.array([[key_score(a, b) for b in codes] for a in codes], dtype=np.float64).reshape(len(codes), len(codes))
+    # Key scores between Camelot codes as a small table; -1 (unknown) maps to the last row/column.
+    m = len(code_names)
+    key_table = np.full((m + 1, m + 1), UNKNOWN_SCORE)
+    for a in range(m):
+        for b in range(m):
+            key_table[a, b] = key_score(code_names[a], code_names[b])
+    code_of = {c: i for i, c in enumerate(code_names)}
 
     # Exact cosine: vectors are unit length, so one matrix product does it.
-    sims = prompt_vectors @ song_vectors.T if n else np.zeros((len(rows), 0), dtype=np.float32)
-    bpm_cache: dict[tuple[float, float] | None, np.ndarray] = {}
+    p_count = len(rows)
+    sims = prompt_vectors @ song_vectors.T if n else np.zeros((p_count, 0), dtype=np.float32)
+    if n:
+        masked = np.where(allowed, sims, -np.inf)
+        best_index = np.argmax(masked, axis=1)
+        best_values = masked[np.arange(p_count), best_index]
+        if ref_key_fixed is None:
+            # Each prompt's most similar allowed song with a known key sets its reference key.
+            keyed = np.where(song_code >= 0, masked, -np.inf)
+            key_index = np.argmax(keyed, axis=1)
+            ref_codes = np.where(np.isfinite(keyed[np.arange(p_count), key_index]), song_code[key_index], -1)
+            del keyed
+        else:
+            ref_codes = np.full(p_count, code_of.get(ref_key_fixed, -1))
+        candidates = allowed & (sims >= min_similarity)
+        del masked
+    else:
+        best_values = np.full(p_count, -np.inf)
+        ref_codes = np.full(p_count, -1)
+        candidates = np.zeros((p_count, 0), dtype=bool)
+
     total_w = weights.total()
-    frames = []
     best_similarity: dict[int, float | None] = {}
-
+    picked: list[tuple[int, np.ndarray, dict[str, np.ndarray]]] = []
     for i, (arc, prompt) in enumerate(rows):
-        sim = sims[i].astype(np.float64)
-        allowed_sim = np.where(allowed, sim, -np.inf)
-        best_index = int(np.argmax(allowed_sim)) if n else -1
-        best_similarity[prompt.order] = float(allowed_sim[best_index]) if n and allowed[best_index] else None
-        candidate = allowed & (sim >= min_similarity)
-        if not candidate.any():
+        best_similarity[prompt.order] = float(best_values[i]) if np.isfinite(best_values[i]) else None
+        idx = np.flatnonzero(candidates[i])
+        if idx.size == 0:
             continue
-
-        arc_sc = np.where(np.isnan(song_arcs), UNKNOWN_ARC_SCORE,
-                          np.select([song_arcs == arc.number, np.abs(song_arcs - arc.number) == 1], [1.0, 0.5], 0.0))
+        # Components only for the candidates: at 100k songs a prompt has a few
+        # thousand, so the per-prompt work stays small.
+        sim = sims[i, idx].astype(np.float64)
+        arcs_c = song_arcs[idx]
+        gap = np.abs(arcs_c - arc.number)
+        arc_sc = np.where(np.isnan(arcs_c), UNKNOWN_ARC_SCORE, np.where(gap == 0, 1.0, np.where(gap == 1, 0.5, 0.0)))
         target = arc.bpm_range if arc.bpm_range else profile
         target = (float(min(target)), float(max(target))) if target is not None else None
-        if target not in bpm_cache:
-            bpm_cache[target] = _bpm_scores(bpm, target)
-        bpm_sc = bpm_cache[target]
-
-        ref = ref_key_fixed
-        if ref is None:
-            # The prompt's most similar allowed song with a known key sets the key.
-            keyed = np.where(song_code >= 0, allowed_sim, -np.inf)
-            j = int(np.argmax(keyed))
-            ref = camelot[j] if np.isfinite(keyed[j]) else None
-        if ref is None or ref not in code_index:
-            key_sc = np.full(n, UNKNOWN_SCORE)
-        else:
-            row = key_table[code_index[ref]]
-            key_sc = np.where(song_code >= 0, row[np.maximum(song_code, 0)], UNKNOWN_SCORE)
-
-        sim_c = np.clip(sim, 0.0, 1.0)
-        score = (weights.semantic * sim_c + weights.arc * arc_sc + weights.bpm * bpm_sc
-                 + weights.key * key_sc + weights.usage * usage) / total_w
-        ranked_score = np.where(candidate, score, -np.inf)
-        k = min(top_k, int(candidate.sum()))
-        top = np.argpartition(-ranked_score, k - 1)[:k] if k < n else np.arange(n)
-        top = top[np.isfinite(ranked_score[top])]
-        # Ties broken by similarity, then song_id order, so results are stable.
-        top = top[np.lexsort((top, -sim[top], -ranked_score[top]))]
-
-        frames.append(pd.DataFrame({
-            "arc_number": arc.number,
-            "arc_name": arc.name,
-            "prompt_number": prompt.number,
-            "prompt_order": prompt.order,
-            "rank": np.arange(1, len(top) + 1),
-            "song_id": songs["song_id"].to_numpy()[top],
-            "filename": _column(songs, "filename", None).to_numpy()[top],
-            "score": score[top],
-            "similarity": sim[top],
-            "arc_score": arc_sc[top],
-            "bpm_score": bpm_sc[top],
-            "key_score": key_sc[top],
-            "usage_score": usage[top],
-            "bpm": bpm[top],
-            "key": _column(songs, "key", None).to_numpy()[top],
-            "camelot": np.array(camelot, dtype=object)[top],
-            "arc": song_arcs[top],
-            "source_track": source_tracks[top],
-            "duration_seconds": _float_array(_column(songs, "duration_seconds", None))[top],
-            "times_used": times_used[top].astype(np.int64),
+        bpm_sc = _bpm_scores(bpm[idx], target)
+        key_sc = key_table[ref_codes[i], song_code[idx]]
+        usage_sc = usage[idx]
+        score = (weights.semantic * np.clip(sim, 0.0, 1.0) + weights.arc * arc_sc + weights.bpm * bpm_sc
+                 + weights.key * key_sc + weights.usage * usage_sc) / total_w
+        k = min(top_k, idx.size)
+        part = np.argpartition(-score, k - 1)[:k] if k < idx.size else np.arange(idx.size)
+        # Ties broken by similarity, then library order, so results are stable.
+        part = part[np.lexsort((idx[part], -sim[part], -score[part]))]
+        picked.append((i, idx[part], {
+            "score": score[part], "similarity": sim[part], "arc_score": arc_sc[part],
+            "bpm_score": bpm_sc[part], "key_score": key_sc[part], "usage_score": usage_sc[part],
         }))
 
-    result = pd.concat(frames, ignore_index=True) if frames else empty
-    if frames:
-        for col in ("arc", "source_track"):
-            result[col] = pd.array(np.where(np.isnan(result[col].to_numpy(dtype=float)), None, result[col]), dtype="Int64")
-        result = result[MATCH_COLUMNS]
+    if not picked:
+        empty.attrs["best_similarity"] = best_similarity
+        return empty
+
+    top = np.concatenate([t for _, t, _ in picked])
+    prompt_index = np.concatenate([np.full(t.size, i) for i, t, _ in picked])
+    gathered = songs.iloc[top]  # only the chosen rows: string columns are never converted whole
+    result = pd.DataFrame({
+        "arc_number": [rows[i][0].number for i in prompt_index],
+        "arc_name": [rows[i][0].name for i in prompt_index],
+        "prompt_number": [rows[i][1].number for i in prompt_index],
+        "prompt_order": [rows[i][1].order for i in prompt_index],
+        "rank": np.concatenate([np.arange(1, t.size + 1) for _, t, _ in picked]),
+        "song_id": gathered["song_id"].to_numpy(dtype=object),
+        "filename": _column(gathered, "filename", None).to_numpy(dtype=object),
+        **{name: np.concatenate([c[name] for _, _, c in picked]) for name in
+           ("score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score")},
+        "bpm": bpm[top],
+        "key": _column(gathered, "key", None).to_numpy(dtype=object),
+        "camelot": [code_names[c] if c >= 0 else None for c in song_code[top]],
+        "arc": pd.array([None if np.isnan(v) else int(v) for v in song_arcs[top]], dtype="Int64"),
+        "source_track": pd.array([None if np.isnan(v) else int(v) for v in source_tracks[top]], dtype="Int64"),
+        "duration_seconds": durations[top],
+        "times_used": times_used[top].astype(np.int64),
+    })
+    result = result[MATCH_COLUMNS]
     result.attrs["best_similarity"] = best_similarity
     return result
 

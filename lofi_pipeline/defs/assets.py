@@ -19,6 +19,7 @@ from lofi_pipeline.core.errors import LofiError
 from lofi_pipeline.core.library import EMBEDDING_DIM
 from lofi_pipeline.core.models import SelectedSong
 from lofi_pipeline.defs.partitions import track_partitions
+from lofi_pipeline.core.workspace import write_json_atomic, write_text_atomic
 from lofi_pipeline.defs.resources import (
     AnalyzerResource,
     EmbedderResource,
@@ -26,8 +27,6 @@ from lofi_pipeline.defs.resources import (
     MatchingResource,
     NotionResource,
     RenderResource,
-    write_json_atomic,
-    write_text_atomic,
 )
 
 DUCKDB_POOL = "duckdb"
@@ -53,8 +52,9 @@ class PageConfig(dg.Config):
     force: bool = False
 
 
-@dg.asset(partitions_def=track_partitions, group_name="plans", kinds={"notion", "markdown"},
-          retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL))
+# No RetryPolicy: notion-client already retries 429 / 5xx honouring Retry-After, and a 401/404
+# will not heal by itself (the page must be shared with the integration).
+@dg.asset(partitions_def=track_partitions, group_name="plans", kinds={"notion", "markdown"})
 def notion_pages(context: dg.AssetExecutionContext, config: PageConfig,
                  library: LibraryResource, notion: NotionResource) -> dg.MaterializeResult:
     """The track's page, fetched and cached under data/pages as Markdown (+ blocks JSON)."""
@@ -478,7 +478,9 @@ def render_folder(context: dg.AssetExecutionContext, config: PrepareConfig, libr
     lib = library.library()
     plan = lib.load_plan(n)
     track_dir = library.track_dir(n)
-    scaffold_track(Path(library.tracks_dir), plan, track_number=n)
+    if plan.track_number != n:
+        plan.track_number = n  # the partition is the track number that files are filed under
+    scaffold_track(Path(library.tracks_dir), plan)
     remaining = track_dir / "metadata" / "remaining-prompts.md"
     result = prepare_render_folder(track_dir, load_selection(library, n), mode=config.mode or render.prepare_mode,
                                    remaining_prompts_md=remaining.read_text() if remaining.exists() else None)

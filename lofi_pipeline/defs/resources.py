@@ -7,7 +7,6 @@ so moving to object storage or another machine is a settings change.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,17 +102,15 @@ class NotionResource(dg.ConfigurableResource):
             edited = datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat()
             return PageSnapshot(ref=str(path.resolve()), markdown=path.read_text(encoding="utf-8"),
                                 last_edited_time=edited)
-        from lofi_pipeline.core.notion_api import fetch_page
-        from lofi_pipeline.core.notion_blocks import blocks_to_markdown
         from lofi_pipeline.core.notion import page_id_from_url
+        from lofi_pipeline.core.notion_api import fetch_page
+        from lofi_pipeline.core.notion_blocks import page_to_markdown
 
         page_id = page_id_from_url(ref)
         page = fetch_page(self._client(), page_id)
-        markdown = blocks_to_markdown(page["blocks"])
-        if page.get("title") and not markdown.lstrip().startswith("#"):
-            markdown = f"# {page['title']}\n{markdown}"
-        return PageSnapshot(ref=ref, markdown=markdown, last_edited_time=page.get("last_edited_time"),
-                            page_id=page_id, blocks=page["blocks"])
+        return PageSnapshot(ref=ref, markdown=page_to_markdown(page),
+                            last_edited_time=page.get("last_edited_time"), page_id=page_id,
+                            blocks=page["blocks"])
 
     def list_pages(self, parent: Optional[str] = None) -> list[dict[str, Any]]:
         from lofi_pipeline.core.notion_api import list_child_pages
@@ -201,14 +198,3 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "matching": MatchingResource(**{k: v for k, v in settings.matching.items()}),
         "render": RenderResource(**{k: v for k, v in r.items()}),
     }
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
