@@ -204,9 +204,16 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lofi_render_bench"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--_worker"), ap.add_argument("--_seconds", type=float), ap.add_argument("--_songs")
-    ap.add_argument("--_background"), ap.add_argument("--_out")
+    ap.add_argument("--_background"), ap.add_argument("--_out"), ap.add_argument("--_count", type=int)
     args = ap.parse_args()
+    args.workdir = args.workdir.resolve()
 
+    if args._worker == "synth":
+        from lofi_pipeline.core.ffmpeg import find_ffmpeg
+
+        songs = make_songs(Path(args._out), count=args._count, seconds=args._seconds, ffmpeg_exe=find_ffmpeg())
+        Path(args._songs).write_text(json.dumps(songs))
+        return
     if args._worker:
         ns = argparse.Namespace(seconds=args._seconds, songs_json=args._songs, background=args._background,
                                 out=args._out)
@@ -221,10 +228,13 @@ def main() -> None:
     ff = find_ffmpeg()
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    songs = make_songs(args.workdir, count=args.songs, seconds=args.song_seconds, ffmpeg_exe=ff)
-    background = make_background(args.workdir, ffmpeg_exe=ff)
     songs_json = args.workdir / "songs.json"
-    songs_json.write_text(json.dumps(songs))
+    # Synthesis runs in a child: Linux carries a process's peak RSS across
+    # fork+exec, so big numpy arrays here would inflate the workers' figures.
+    subprocess.run([sys.executable, __file__, "--_worker", "synth", "--_songs", str(songs_json),
+                    "--_count", str(args.songs), "--_seconds", str(args.song_seconds),
+                    "--_out", str(args.workdir)], check=True)
+    background = make_background(args.workdir, ffmpeg_exe=ff)
     print(f"songs ready in {time.monotonic() - t0:.1f} s ({args.songs} x {args.song_seconds:g} s MP3)")
     print(f"machine: {machine()}")
 

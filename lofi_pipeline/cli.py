@@ -163,13 +163,14 @@ def _import_all(parent: Optional[str], force: bool) -> None:
     notion = build_resources(s)["notion"]
     pages = notion.list_pages(parent)
     imported = 0
+    from lofi_pipeline.core.tracknumbers import track_number_from_title
+
     for page in pages:
-        m = re.search(r"track\s*0*(\d+)", page.get("title") or "", re.IGNORECASE)
-        if not m:
+        n = track_number_from_title(page.get("title"))
+        if n is None:
             err.print(f"[yellow]skipped[/yellow] page {page['id']} ('{page.get('title')}'): no track number "
                       "in its title")
             continue
-        n = int(m[1])
         _run("notion_sync_job", partition=n, run_config={"ops": {"notion_pages": {"config": {
             "page": page["id"], "force": force}}}}, title=f"page of track {n}")
         imported += 1
@@ -417,26 +418,20 @@ def publish(track: TrackOpt,
 def stats() -> None:
     """Library figures: songs, tracks, hours, most-used songs, BPM and key distributions."""
     from lofi_pipeline.core.library import Library
+    from lofi_pipeline.core.stats import library_stats, with_bars
 
     lib = Library(_settings().duckdb_path)
-    head = lib.df("SELECT count(*) AS songs, coalesce(round(sum(duration_seconds) / 3600, 2), 0) AS hours, "
-                  "(SELECT count(*) FROM tracks) AS tracks, "
-                  "(SELECT count(*) FROM publications) AS published FROM songs").iloc[0]
-    out.print(f"[bold]{int(head.songs)}[/bold] songs, [bold]{head.hours}[/bold] h, "
-              f"{int(head.tracks)} tracks ({int(head.published)} published)")
-    for title, sql in [
-        ("most used", "SELECT filename, times_used FROM songs WHERE times_used > 0 ORDER BY 2 DESC LIMIT 10"),
-        ("BPM", "SELECT (floor(bpm/10)*10)::INT AS bpm, count(*) AS songs FROM songs WHERE bpm IS NOT NULL "
-                "GROUP BY 1 ORDER BY 1"),
-        ("keys", "SELECT key, count(*) AS songs FROM songs WHERE key IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"),
-    ]:
-        df = lib.df(sql)
-        table = Table(*df.columns, title=title)
-        peak = max(df.iloc[:, -1].max(), 1) if len(df) else 1
-        for row in df.itertuples(index=False):
-            bar = "█" * max(1, round(20 * row[-1] / peak))
-            table.add_row(*[str(v) for v in row[:-1]], f"{row[-1]} {bar}")
-        out.print(table)
+    st = library_stats(lib.df("SELECT * FROM songs"), tracks=int(lib.scalar("SELECT count(*) FROM tracks")),
+                       published=int(lib.scalar("SELECT count(*) FROM publications")))
+    out.print(f"[bold]{st.songs}[/bold] songs, [bold]{st.hours}[/bold] h, {st.tracks} tracks "
+              f"({st.published} published)")
+    for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
+                      ("energy", with_bars(st.energy)), ("most used", st.most_used)]:
+        if len(df):
+            table = Table(*map(str, df.columns), title=title)
+            for row in df.itertuples(index=False):
+                table.add_row(*map(str, row))
+            out.print(table)
 
 
 @app.command()

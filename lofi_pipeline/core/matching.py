@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import PurePath
 
 import numpy as np
@@ -270,16 +271,19 @@ class MatchWeights:
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: match weights must be a mapping of name -> number, got {type(data).__name__}")
+            raise ConfigError(f"{source}: match weights must be a mapping of name -> number, got "
+                              f"{type(data).__name__}")
         names = [f.name for f in fields(cls)]
         values = {}
         for name, value in data.items():
             if name not in names:
-                raise ConfigError(f"{source}: unknown match weight {name!r}; expected one of {', '.join(names)}")
+                raise ConfigError(f"{source}: unknown match weight {name!r}; expected one of "
+                                  f"{', '.join(names)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{source}: match weight {name!r} must be a number, got {value!r}")
             if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{source}: match weight {name!r} must be a finite number >= 0, got {value!r}")
+                raise ConfigError(f"{source}: match weight {name!r} must be a finite number >= 0, got "
+                                  f"{value!r}")
             values[name] = float(value)
         weights = cls(**values)
         if weights.total() <= 0:
@@ -331,7 +335,8 @@ def _resolve_profile(tempo_profile) -> tuple[float, float] | None:
             return TEMPO_PROFILES[tempo_profile.strip().lower()]
         except KeyError:
             raise ConfigError(
-                f"unknown tempo profile {tempo_profile!r}; expected one of {', '.join(TEMPO_PROFILES)} or (low, high) BPM"
+                f"unknown tempo profile {tempo_profile!r}; expected one of "
+                f"{', '.join(TEMPO_PROFILES)} or (low, high) BPM"
             ) from None
     low, high = tempo_profile
     return (float(min(low, high)), float(max(low, high)))
@@ -448,6 +453,21 @@ def key_score(camelot_a: str | None, camelot_b: str | None) -> float:
     return KEY_OTHER_SCORE
 
 
+CAMELOT_CODES: tuple[str, ...] = tuple(f"{n}{letter}" for n in range(1, 13) for letter in "AB")
+
+
+@lru_cache(maxsize=1)
+def _key_table() -> np.ndarray:
+    """:func:`key_score` between all 24 codes; index -1 (unknown) hits the last row/column."""
+    size = len(CAMELOT_CODES)
+    table = np.full((size + 1, size + 1), UNKNOWN_SCORE)
+    for a in range(size):
+        for b in range(size):
+            table[a, b] = key_score(CAMELOT_CODES[a], CAMELOT_CODES[b])
+    table.flags.writeable = False
+    return table
+
+
 def usage_score(times_used: int | None, used_recently: bool | None) -> float:
     """Freshness of a song, in ``(0, 1]``: 1 for never used.
 
@@ -527,6 +547,8 @@ def _column(songs: pd.DataFrame, name: str, default) -> pd.Series:
 
 
 def _float_array(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -537,8 +559,8 @@ def _tag_lists(songs: pd.DataFrame, column: str, extractor) -> list[list[str]]:
     return [extractor(t if isinstance(t, str) else "") for t in source]
 
 
-def _camelot_codes(songs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Distinct Camelot codes and, per song, the index of its code (-1 unknown).
+def _camelot_codes(songs: pd.DataFrame) -> np.ndarray:
+    """Per song, the index of its Camelot code in :data:`CAMELOT_CODES` (-1 unknown).
 
     The stored ``camelot`` wins; else it is derived from ``key``. Each distinct
     value is parsed once (a 100k-song library has a few dozen), and nothing
@@ -548,16 +570,14 @@ def _camelot_codes(songs: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     if "key" in songs.columns and raw.isna().any():
         raw = raw.astype(object).where(raw.notna(), songs["key"].astype(object))
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    parsed = [to_camelot(u) for u in uniques]
-    names = sorted({c for c in parsed if c})
-    position = {c: i for i, c in enumerate(names)}
-    unique_to_code = np.array([position.get(c, -1) if c else -1 for c in parsed] + [-1], dtype=np.int64)
+    position = {c: i for i, c in enumerate(CAMELOT_CODES)}
+    unique_to_code = np.array([position.get(to_camelot(u), -1) for u in uniques] + [-1], dtype=np.int64)
     # factorize marks missing values -1, which picks the trailing -1 entry.
-    return names, unique_to_code[codes]
+    return unique_to_code[codes]
 
 
 def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndarray,
-                 code_names: list[str], song_code: np.ndarray) -> np.ndarray:
+                 song_code: np.ndarray) -> np.ndarray:
     mask = np.ones(len(songs), dtype=bool)
     if filters is None:
         return mask
@@ -568,8 +588,9 @@ def _filter_mask(songs: pd.DataFrame, filters: QueryFilters | None, bpm: np.ndar
     if filters.key is not None:
         wanted = to_camelot(filters.key)
         if wanted is None:
-            raise ConfigError(f"key filter {filters.key!r} is neither a Camelot code (8A) nor a key name (A minor)")
-        mask &= song_code == (code_names.index(wanted) if wanted in code_names else -2)
+            raise ConfigError(f"key filter {filters.key!r} is neither a Camelot code (8A) nor a key name "
+                              "(A minor)")
+        mask &= song_code == CAMELOT_CODES.index(wanted)
     if filters.arc is not None:
         arcs = _float_array(_column(songs, "arc", None))
         mask &= arcs == float(filters.arc)
@@ -601,7 +622,7 @@ def query_track(
     top_k: int = 5,
     min_similarity: float = 0.6,
     filters: QueryFilters | None = None,
-    exclude_track: int | None = None,
+    exclude_track: int | None | str = "plan",
     include_same_track: bool = False,
     tempo_profile: tuple[float, float] | str | None = None,
     reference_key: str | None = None,
@@ -629,11 +650,12 @@ def query_track(
         Cosine similarity a song needs to be a candidate at all.
     filters : QueryFilters, optional
         Hard filters.
-    exclude_track : int, optional
-        Songs whose ``source_track`` equals this are not offered; defaults to
-        ``plan.track_number`` (songs made for this very track are not reuse).
+    exclude_track : int or None
+        Songs whose ``source_track`` equals this are not offered. The default
+        ``"plan"`` means ``plan.track_number`` (songs made for this very track
+        are not reuse); ``None`` excludes nothing.
     include_same_track : bool
-        Offer those songs anyway.
+        Offer those songs anyway (same as ``exclude_track=None``).
     tempo_profile : (float, float) or str, optional
         BPM profile for arcs without a range; default :func:`track_tempo_profile`.
     reference_key : str, optional
@@ -659,61 +681,63 @@ def query_track(
     prompt_vectors = np.asarray(prompt_vectors, dtype=np.float32)
     song_vectors = np.asarray(song_vectors, dtype=np.float32)
     if prompt_vectors.ndim != 2 or prompt_vectors.shape[0] != len(rows):
-        raise ValueError(f"prompt_vectors has shape {prompt_vectors.shape}; expected ({len(rows)}, d) for the plan's prompts")
+        raise ValueError(f"prompt_vectors has shape {prompt_vectors.shape}; expected ({len(rows)}, d) for "
+                         "the plan's prompts")
     if song_vectors.ndim != 2 or song_vectors.shape[0] != len(songs):
-        raise ValueError(f"song_vectors has shape {song_vectors.shape}; expected ({len(songs)}, d) for the songs table")
+        raise ValueError(f"song_vectors has shape {song_vectors.shape}; expected ({len(songs)}, d) for the "
+                         "songs table")
     if len(rows) and len(songs) and prompt_vectors.shape[1] != song_vectors.shape[1]:
-        raise ValueError(f"vector widths differ: prompts {prompt_vectors.shape[1]}, songs {song_vectors.shape[1]}")
+        raise ValueError(f"vector widths differ: prompts {prompt_vectors.shape[1]}, songs "
+                         f"{song_vectors.shape[1]}")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
 
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCH_COLUMNS})
     if not rows:
-        empty.attrs["best_similarity"] = {}
-        return empty
+        return _empty_matches({})
 
     n = len(songs)
     bpm = _float_array(_column(songs, "bpm", None))
-    code_names, song_code = _camelot_codes(songs)
+    song_code = _camelot_codes(songs)
     song_arcs = _float_array(_column(songs, "arc", None))
     source_tracks = _float_array(_column(songs, "source_track", None))
     times_used = np.nan_to_num(_float_array(_column(songs, "times_used", 0)), nan=0.0)
-    recent = _column(songs, "recently_used", False).fillna(False).astype(bool).to_numpy()
+    recent = np.nan_to_num(_float_array(_column(songs, "recently_used", False)), nan=0.0) > 0
     durations = _float_array(_column(songs, "duration_seconds", None))
 
-    allowed = _filter_mask(songs, filters, bpm, code_names, song_code)
-    if exclude_track is None:
+    allowed = _filter_mask(songs, filters, bpm, song_code)
+    if isinstance(exclude_track, str):
+        if exclude_track != "plan":
+            raise ValueError(f"exclude_track must be a track number, None or 'plan', got {exclude_track!r}")
         exclude_track = plan.track_number
     if exclude_track is not None and not include_same_track:
         allowed &= source_tracks != float(exclude_track)
 
     usage = np.where(recent, RECENT_USE_FACTOR, 1.0) / (1.0 + np.maximum(times_used, 0.0))
     profile = _resolve_profile(tempo_profile) if tempo_profile is not None else track_tempo_profile(plan)
-    ref_key_fixed = to_camelot(reference_key) or (to_camelot(filters.key) if filters and filters.key else None)
-    # Key scores between Camelot codes as a small table; -1 (unknown) maps to the last row/column.
-    m = len(code_names)
-    key_table = np.full((m + 1, m + 1), UNKNOWN_SCORE)
-    for a in range(m):
-        for b in range(m):
-            key_table[a, b] = key_score(code_names[a], code_names[b])
-    code_of = {c: i for i, c in enumerate(code_names)}
+    ref_key_fixed = to_camelot(reference_key)
+    if ref_key_fixed is None and filters is not None and filters.key:
+        ref_key_fixed = to_camelot(filters.key)
+    key_table = _key_table()
 
     # Exact cosine: vectors are unit length, so one matrix product does it.
     p_count = len(rows)
     sims = prompt_vectors @ song_vectors.T if n else np.zeros((p_count, 0), dtype=np.float32)
     if n:
-        masked = np.where(allowed, sims, -np.inf)
+        masked = sims if allowed.all() else np.where(allowed, sims, -np.inf)
         best_index = np.argmax(masked, axis=1)
         best_values = masked[np.arange(p_count), best_index]
         if ref_key_fixed is None:
-            # Each prompt's most similar allowed song with a known key sets its reference key.
-            keyed = np.where(song_code >= 0, masked, -np.inf)
-            key_index = np.argmax(keyed, axis=1)
-            ref_codes = np.where(np.isfinite(keyed[np.arange(p_count), key_index]), song_code[key_index], -1)
-            del keyed
+            # Each prompt's most similar allowed song with a known key sets its
+            # reference key; that is nearly always the most similar song itself.
+            ref_codes = np.where(np.isfinite(best_values), song_code[best_index], -1)
+            for i in np.flatnonzero((ref_codes < 0) & np.isfinite(best_values)):
+                keyed = np.where(song_code >= 0, masked[i], -np.inf)
+                j = int(np.argmax(keyed))
+                ref_codes[i] = song_code[j] if np.isfinite(keyed[j]) else -1
         else:
-            ref_codes = np.full(p_count, code_of.get(ref_key_fixed, -1))
-        candidates = allowed & (sims >= min_similarity)
+            ref_codes = np.full(p_count, CAMELOT_CODES.index(ref_key_fixed))
+        candidates = sims >= min_similarity
+        candidates &= allowed
         del masked
     else:
         best_values = np.full(p_count, -np.inf)
@@ -733,7 +757,8 @@ def query_track(
         sim = sims[i, idx].astype(np.float64)
         arcs_c = song_arcs[idx]
         gap = np.abs(arcs_c - arc.number)
-        arc_sc = np.where(np.isnan(arcs_c), UNKNOWN_ARC_SCORE, np.where(gap == 0, 1.0, np.where(gap == 1, 0.5, 0.0)))
+        arc_sc = np.where(gap == 0, 1.0, np.where(gap == 1, 0.5, 0.0))
+        arc_sc[np.isnan(arcs_c)] = UNKNOWN_ARC_SCORE
         target = arc.bpm_range if arc.bpm_range else profile
         target = (float(min(target)), float(max(target))) if target is not None else None
         bpm_sc = _bpm_scores(bpm[idx], target)
@@ -751,42 +776,58 @@ def query_track(
         }))
 
     if not picked:
-        empty.attrs["best_similarity"] = best_similarity
-        return empty
+        return _empty_matches(best_similarity)
 
     top = np.concatenate([t for _, t, _ in picked])
     prompt_index = np.concatenate([np.full(t.size, i) for i, t, _ in picked])
-    gathered = songs.iloc[top]  # only the chosen rows: string columns are never converted whole
+    def gather(name: str) -> np.ndarray:
+        # Only the chosen rows: string columns are never converted whole.
+        if name not in songs.columns:
+            return np.full(top.size, None, dtype=object)
+        return songs[name].take(top).to_numpy(dtype=object)
+
     result = pd.DataFrame({
         "arc_number": [rows[i][0].number for i in prompt_index],
         "arc_name": [rows[i][0].name for i in prompt_index],
         "prompt_number": [rows[i][1].number for i in prompt_index],
         "prompt_order": [rows[i][1].order for i in prompt_index],
         "rank": np.concatenate([np.arange(1, t.size + 1) for _, t, _ in picked]),
-        "song_id": gathered["song_id"].to_numpy(dtype=object),
-        "filename": _column(gathered, "filename", None).to_numpy(dtype=object),
+        "song_id": gather("song_id"),
+        "filename": gather("filename"),
         **{name: np.concatenate([c[name] for _, _, c in picked]) for name in
            ("score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score")},
         "bpm": bpm[top],
-        "key": _column(gathered, "key", None).to_numpy(dtype=object),
-        "camelot": [code_names[c] if c >= 0 else None for c in song_code[top]],
-        "arc": pd.array([None if np.isnan(v) else int(v) for v in song_arcs[top]], dtype="Int64"),
-        "source_track": pd.array([None if np.isnan(v) else int(v) for v in source_tracks[top]], dtype="Int64"),
+        "key": gather("key"),
+        "camelot": [CAMELOT_CODES[c] if c >= 0 else None for c in song_code[top]],
+        "arc": _nullable_ints(song_arcs[top]),
+        "source_track": _nullable_ints(source_tracks[top]),
         "duration_seconds": durations[top],
         "times_used": times_used[top].astype(np.int64),
-    })
-    result = result[MATCH_COLUMNS]
+    }, columns=MATCH_COLUMNS)
     result.attrs["best_similarity"] = best_similarity
     return result
 
 
+def _nullable_ints(values: np.ndarray) -> pd.arrays.IntegerArray:
+    missing = np.isnan(values)
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
+
+
+def _empty_matches(best_similarity: dict) -> pd.DataFrame:
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCH_COLUMNS})
+    empty.attrs["best_similarity"] = best_similarity
+    return empty
+
+
 def match_table_markdown(matches: pd.DataFrame, *, limit: int = 50) -> str:
     """A compact Markdown table of matches with every score component."""
-    header = "| arc | prompt | rank | song | score | sim | arc | bpm | key | usage |\n|---|---|---|---|---|---|---|---|---|---|"
+    header = ("| arc | prompt | rank | song | score | sim | arc | bpm | key | usage |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for r in matches.head(limit).itertuples(index=False):
         lines.append(
-            f"| {r.arc_number} | {r.prompt_number} | {r.rank} | {r.filename} | {r.score:.3f} | {r.similarity:.3f} "
+            f"| {r.arc_number} | {r.prompt_number} | {r.rank} | {r.filename} | {r.score:.3f} "
+            f"| {r.similarity:.3f} "
             f"| {r.arc_score:.2f} | {r.bpm_score:.2f} | {r.key_score:.2f} | {r.usage_score:.2f} |"
         )
     return "\n".join(lines)

@@ -238,8 +238,12 @@ def _child_pages_of_block(client: Client, block_id: str, owner: str) -> list[dic
         if block.get("archived") or block.get("in_trash"):
             continue
         if kind == "child_page":
+            # A child_page block's own timestamps need not follow edits inside the page;
+            # the page object's last_edited_time does, and the sync sensor's cursor relies on it.
+            page = _call(client, client.pages.retrieve, what="page", object_id=block["id"],
+                         page_id=block["id"])
             found.append({"id": block["id"], "title": (block.get("child_page") or {}).get("title", ""),
-                          "last_edited_time": block.get("last_edited_time")})
+                          "last_edited_time": page.get("last_edited_time") or block.get("last_edited_time")})
         elif kind == "child_database":
             database = _call(client, client.databases.retrieve, what="database",
                              object_id=block["id"], database_id=block["id"])

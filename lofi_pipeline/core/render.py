@@ -191,7 +191,8 @@ def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None
     total = entries[-1].end_seconds if target_seconds is None else float(target_seconds)
     # A last entry that would barely get past its crossfade is dropped and the
     # previous one trimmed instead: a song that only fades in is not a chapter.
-    while len(entries) > 1 and total - entries[-1].start_seconds < entries[-1].fade_in_seconds + 1.0:
+    while (target_seconds is not None and len(entries) > 1
+           and total - entries[-1].start_seconds < entries[-1].fade_in_seconds + 1.0):
         entries.pop()
         entries[-1].fade_out_seconds = 0.0
     last = entries[-1]
@@ -409,7 +410,10 @@ def _background_command(*, ffmpeg_exe: str, background: Path | None, out: Path, 
         cmd += ["-f", "lavfi", "-i", f"color=c={colour}:s={width}x{height}:r={fps}"]
         extra, gop = ["-tune", "stillimage", "-frames:v", str(frames)], frames
     elif background.suffix.lower() in IMAGE_EXTENSIONS:
-        cmd += ["-loop", "1", "-framerate", str(fps), "-i", str(background)]
+        # Decode and scale the image once, then repeat the scaled frame in memory
+        # (``-loop 1`` would decode and scale it again for every frame).
+        cmd += ["-framerate", str(fps), "-i", str(background)]
+        fit += f",loop=loop={frames - 1}:size=1:start=0"
         extra, gop = ["-tune", "stillimage", "-frames:v", str(frames)], frames
     else:
         # A loop video keeps its own length (up to the cap) so its loop point stays where it was made.
@@ -440,7 +444,7 @@ def render_mix(
     segment_seconds: float = 10.0,
     loop_video_max_seconds: float = 60.0,
     background_colour: str = "0x1d1a2f",
-    limiter_margin_db: float = 1.0,
+    limiter_margin_db: float = 2.0,
     measure_output: bool = True,
     on_progress: Callable[[float], None] | None = None,
 ) -> RenderReport:
@@ -663,6 +667,21 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
         tail = ffmpeg_tail(err.read().decode("utf-8", "replace"))
         return RenderError(f"{message}: {tail}" if tail else message)
 
+    def open_decoder(s: _Span) -> None:
+        nonlocal max_open
+        decoders[id(s)] = _Decoder(ffmpeg_exe=ffmpeg_exe, path=s.entry.song.path, frames=s.end - s.start,
+                                   sample_rate=sample_rate)
+        max_open = max(max_open, len(decoders))
+
+    def finish(s: _Span) -> None:
+        dec = decoders.pop(id(s))
+        code = dec.close()
+        if code != 0 or (dec.short and dec.received == 0):
+            raise RenderError(f"ffmpeg could not decode {s.entry.song.path}: {dec.stderr_tail}")
+        if dec.short and dec.frames - dec.received > sample_rate // 10:
+            warnings.append(f"{s.entry.song.filename}: {(dec.frames - dec.received) / sample_rate:.1f} s "
+                            "shorter than its recorded duration; padded with silence")
+
     next_span = 0  # first span not yet finished
     try:
         pos = 0
@@ -676,8 +695,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
                 if s.end <= pos:
                     continue
                 if id(s) not in decoders:
-                    decoders[id(s)] = _Decoder(ffmpeg_exe=ffmpeg_exe, path=s.entry.song.path,
-                                               frames=s.end - s.start, sample_rate=sample_rate)
+                    open_decoder(s)
                 lo, hi = max(pos, s.start), min(pos + n, s.end)
                 chunk = decoders[id(s)].read(hi - lo)
                 t = np.arange(lo - s.start, hi - s.start, dtype=np.float64)
@@ -688,13 +706,12 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
                     tail0 = (s.end - s.start) - s.fade_out
                     env *= np.where(t >= tail0, _fade_curve(t - tail0, s.fade_out, rising=False), 1.0)
                 out[lo - pos:hi - pos] += chunk * env[:, None].astype(np.float32)
+                if hi == s.end:
+                    finish(s)  # as soon as its last frame is read, so short songs never pile up
             # Open the next entry's decoder one block early so its ffmpeg starts
             # decoding while this block encodes (at most 3 open: 2 sounding + 1 ahead).
             if i < len(spans) and spans[i].start < pos + 2 * n and id(spans[i]) not in decoders:
-                s = spans[i]
-                decoders[id(s)] = _Decoder(ffmpeg_exe=ffmpeg_exe, path=s.entry.song.path,
-                                           frames=s.end - s.start, sample_rate=sample_rate)
-            max_open = max(max_open, len(decoders))
+                open_decoder(spans[i])
             # Mix fades on the whole timeline.
             t = np.arange(pos, pos + n, dtype=np.float64)
             if fin and pos < fin:
@@ -707,17 +724,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
                 enc.wait()
                 raise fail("ffmpeg stopped while encoding the mix") from None
             pos += n
-            # Close the decoders of entries that ended.
             while next_span < len(spans) and spans[next_span].end <= pos:
-                s = spans[next_span]
-                dec = decoders.pop(id(s), None)
-                if dec is not None:
-                    code = dec.close()
-                    if code != 0 or (dec.short and dec.received == 0):
-                        raise RenderError(f"ffmpeg could not decode {s.entry.song.path}: {dec.stderr_tail}")
-                    if dec.short and dec.frames - dec.received > sample_rate // 10:
-                        warnings.append(f"{s.entry.song.filename}: {(dec.frames - dec.received) / sample_rate:.1f} s "
-                                        "shorter than its recorded duration; padded with silence")
                 next_span += 1
             report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
         enc.stdin.close()

@@ -33,6 +33,7 @@ from lofi_pipeline.core.errors import ConfigError
 from lofi_pipeline.core.models import Arc, SelectedSong, TrackPlan
 
 Allocation = Literal["prompts", "even"]
+_ALTERNATE_FIELDS = ("song_id", "filename", "rank", "score", "similarity", "duration_seconds")
 
 
 @dataclass
@@ -118,7 +119,8 @@ def _minutes(seconds: float) -> str:
 def _lookup(songs: pd.DataFrame | None) -> dict[str, dict]:
     if songs is None or len(songs) == 0:
         return {}
-    cols = [c for c in ("song_id", "path", "filename", "duration_seconds", "loudness_lufs") if c in songs.columns]
+    wanted = ("song_id", "path", "filename", "duration_seconds", "loudness_lufs")
+    cols = [c for c in wanted if c in songs.columns]
     return {r["song_id"]: r for r in songs[cols].to_dict("records")}
 
 
@@ -197,7 +199,8 @@ def select_for_duration(
             r = {**r, "duration_seconds": duration}
             by_prompt.setdefault(int(r["prompt_order"]), []).append(r)
     if no_duration:
-        notes.append(f"{len(no_duration)} candidate song(s) skipped: duration unknown ({', '.join(sorted(map(str, no_duration))[:3])})")
+        notes.append(f"{len(no_duration)} candidate song(s) skipped: duration unknown "
+                     f"({', '.join(sorted(map(str, no_duration))[:3])})")
 
     # A song's home arc is where it scored best; ties go to the earlier arc.
     arc_of_prompt = {p.order: arc.number for arc in plan.arcs for p in arc.prompts}
@@ -227,7 +230,8 @@ def select_for_duration(
             # Earlier overshoot may eat this arc's whole share; it still gets a
             # song so the arc is heard.
             goal = max(goal, 1.0)
-        fill = ArcFill(arc_number=arc.number, arc_name=arc.name, prompts=len(arc.prompts), target_seconds=arc_target)
+        fill = ArcFill(arc_number=arc.number, arc_name=arc.name, prompts=len(arc.prompts),
+                       target_seconds=arc_target)
         picks = _fill_arc(arc, by_prompt, used, home_arc, goal)
         for _, cand in picks:
             fill.filled_seconds += cand["duration_seconds"]
@@ -247,9 +251,11 @@ def select_for_duration(
                 i += 1
             notes.append(f"library short: arc {arc.number} ({arc.name}) repeats {fill.repeats} song(s)")
         elif not picks and arc.prompts:
-            notes.append(f"arc {arc.number} ({arc.name}) has no matching songs: {_minutes(max(goal, 0.0))} unfilled")
+            notes.append(f"arc {arc.number} ({arc.name}) has no matching songs: {_minutes(max(goal, 0.0))} "
+                         "unfilled")
         elif fill.filled_seconds < goal:
-            notes.append(f"arc {arc.number} ({arc.name}) short by {_minutes(goal - fill.filled_seconds)} (repeats not allowed)")
+            notes.append(f"arc {arc.number} ({arc.name}) short by {_minutes(goal - fill.filled_seconds)} "
+                         "(repeats not allowed)")
 
         prompt_number = {p.order: p.number for p in arc.prompts}
         for order, cand, repeat in slots:
@@ -276,7 +282,7 @@ def select_for_duration(
     alternates: dict[int, list[dict]] = {}
     for p in plan.prompts:
         alternates[p.order] = [
-            {k: _plain(c.get(k)) for k in ("song_id", "filename", "rank", "score", "similarity", "duration_seconds")}
+            {k: _plain(c.get(k)) for k in _ALTERNATE_FIELDS}
             for c in by_prompt.get(p.order, []) if c["song_id"] not in used
         ]
 
@@ -284,7 +290,8 @@ def select_for_duration(
     shortfall = max(0.0, target_seconds - filled)
     repeated = any(s.repeat for s in selected)
     if shortfall > 0:
-        notes.append(f"selection short of the target by {_minutes(shortfall)} ({_minutes(filled)} of {_minutes(target_seconds)})")
+        notes.append(f"selection short of the target by {_minutes(shortfall)} ({_minutes(filled)} of "
+                     f"{_minutes(target_seconds)})")
     return SelectionResult(
         selected=selected,
         alternates=alternates,

@@ -287,7 +287,9 @@ def synthesize_song(
 _SOUNDFILE_WRITE = {".wav": "WAV", ".flac": "FLAC"}
 _FFMPEG_CODECS = {
     ".mp3": ["-c:a", "libmp3lame"],
-    ".ogg": ["-c:a", "libvorbis"],
+    # libvorbis refuses many bitrate/rate pairs (e.g. 128k mono at 22.05 kHz);
+    # its quality scale always works, so ogg ignores ``bitrate``.
+    ".ogg": ["-c:a", "libvorbis", "-q:a", "5"],
     ".m4a": ["-c:a", "aac"],
     ".aac": ["-c:a", "aac", "-f", "adts"],
 }
@@ -319,7 +321,7 @@ def write_audio(
     ffmpeg_exe : str or None
         ffmpeg to use for compressed formats.
     bitrate : str
-        Encoder bitrate for lossy formats, e.g. ``"128k"``.
+        Encoder bitrate for mp3/m4a/aac, e.g. ``"128k"`` (ogg uses Vorbis quality 5).
 
     Returns
     -------
@@ -352,7 +354,7 @@ def write_audio(
             channels = 1 if data.ndim == 1 else data.shape[1]
             cmd = [ffmpeg_exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                    "-f", "f32le", "-ar", str(sr), "-ac", str(channels), "-i", "pipe:0",
-                   *_FFMPEG_CODECS[ext], "-b:a", bitrate, str(tmp)]
+                   *_FFMPEG_CODECS[ext], *([] if ext == ".ogg" else ["-b:a", bitrate]), str(tmp)]
             proc = subprocess.run(cmd, input=np.ascontiguousarray(data).tobytes(),
                                   capture_output=True, check=False)
             if proc.returncode != 0:

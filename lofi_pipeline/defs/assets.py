@@ -319,6 +319,23 @@ def song_embeddings(context: dg.AssetExecutionContext, library: LibraryResource,
                                           "model": MODEL_NAME, "parquet": dg.MetadataValue.path(export)})
 
 
+@dg.asset(group_name="library", deps=[song_embeddings], kinds={"markdown"})
+def library_stats(context: dg.AssetExecutionContext, library: LibraryResource) -> dg.MaterializeResult:
+    """Songs, hours, most-used songs, BPM / key / energy distributions, as a Markdown report."""
+    from lofi_pipeline.core.stats import library_stats as summarise
+    from lofi_pipeline.core.stats import stats_markdown
+
+    lib = library.library()
+    st = summarise(lib.df("SELECT * FROM songs"), tracks=int(lib.scalar("SELECT count(*) FROM tracks")),
+                   published=int(lib.scalar("SELECT count(*) FROM publications")))
+    report = stats_markdown(st)
+    target = Path(library.export_dir) / "stats.md" if "://" not in library.export_dir else None
+    if target:
+        write_text_atomic(target, report)
+    return dg.MaterializeResult(metadata={"songs": st.songs, "hours": st.hours, "tracks": st.tracks,
+                                          "published": st.published, "report": dg.MetadataValue.md(report)})
+
+
 # --------------------------------------------------------------------------- per-track planning
 def load_song_matrix(library: LibraryResource, model: str) -> tuple[pd.DataFrame, np.ndarray]:
     songs = library.library().songs(with_vectors_for=model)
@@ -550,5 +567,5 @@ def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, librar
         "output_dir": dg.MetadataValue.path(str(out_dir))})
 
 
-ALL_ASSETS = [notion_pages, track_plans, audio_features, songs_table, song_embeddings,
+ALL_ASSETS = [notion_pages, track_plans, audio_features, songs_table, song_embeddings, library_stats,
               track_matches, track_selection, gap_report, render_folder, rendered_mix]

@@ -5,6 +5,7 @@ import dagster as dg
 from lofi_pipeline.defs.assets import (
     audio_features,
     gap_report,
+    library_stats,
     notion_pages,
     render_folder,
     rendered_mix,
@@ -17,12 +18,13 @@ from lofi_pipeline.defs.assets import (
 from lofi_pipeline.defs.partitions import track_partitions
 
 import_job = dg.define_asset_job(
-    "import_job", selection=[notion_pages, track_plans, audio_features, songs_table, song_embeddings],
+    "import_job",
+    selection=[notion_pages, track_plans, audio_features, songs_table, song_embeddings, library_stats],
     partitions_def=track_partitions, description="Page → plan → audio features → songs → embeddings.")
 notion_sync_job = dg.define_asset_job(
     "notion_sync_job", selection=[notion_pages, track_plans], partitions_def=track_partitions,
     description="Re-read a track's page and update its plan.")
-embed_job = dg.define_asset_job("embed_job", selection=[song_embeddings],
+embed_job = dg.define_asset_job("embed_job", selection=[song_embeddings, library_stats],
                                 description="Bring song embeddings up to date.")
 plan_job = dg.define_asset_job(
     "plan_job", selection=[track_matches, track_selection, gap_report, render_folder],
@@ -34,7 +36,7 @@ prepare_job = dg.define_asset_job("prepare_job", selection=[render_folder], part
 render_job = dg.define_asset_job("render_job", selection=[rendered_mix], partitions_def=track_partitions,
                                  description="Render the mix video with ffmpeg.")
 post_render_job = dg.define_asset_job(
-    "post_render_job", selection=[audio_features, songs_table, song_embeddings],
+    "post_render_job", selection=[audio_features, songs_table, song_embeddings, library_stats],
     partitions_def=track_partitions,
     description="Fold new audio from Tracks/{N}/Rendered back into the library.")
 

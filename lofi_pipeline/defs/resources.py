@@ -112,7 +112,8 @@ class NotionResource(dg.ConfigurableResource):
                             last_edited_time=page.get("last_edited_time"), page_id=page_id,
                             blocks=page["blocks"])
 
-    def list_pages(self, parent: Optional[str] = None) -> list[dict[str, Any]]:
+    def list_pages(self, parent: Optional[str] = None, *,
+                   edited_after: Optional[str] = None) -> list[dict[str, Any]]:
         from lofi_pipeline.core.notion_api import list_child_pages
         from lofi_pipeline.core.notion import page_id_from_url
 
@@ -120,7 +121,7 @@ class NotionResource(dg.ConfigurableResource):
         if not parent:
             raise ConfigError("no Notion parent page or database: set notion.parent in lofi.yaml "
                               "or pass --parent URL")
-        return list_child_pages(self._client(), page_id_from_url(parent))
+        return list_child_pages(self._client(), page_id_from_url(parent), edited_after=edited_after)
 
 
 class AnalyzerResource(dg.ConfigurableResource):

@@ -2,14 +2,15 @@
 
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
 
 from lofi_pipeline.core.watch import batch_key, ready_to_import, scan_rendered
-from lofi_pipeline.defs.jobs import post_render_job
+from lofi_pipeline.defs.jobs import notion_sync_job, post_render_job
 from lofi_pipeline.defs.partitions import track_partitions
-from lofi_pipeline.defs.resources import LibraryResource
+from lofi_pipeline.defs.resources import LibraryResource, NotionResource
 
 
 @dg.sensor(job=post_render_job, minimum_interval_seconds=30,
@@ -45,4 +46,46 @@ def rendered_files_sensor(context: dg.SensorEvaluationContext, library: LibraryR
         dynamic_partitions_requests=[track_partitions.build_add_request(partitions)] if partitions else [])
 
 
-ALL_SENSORS = [rendered_files_sensor]
+
+@dg.sensor(job=notion_sync_job, minimum_interval_seconds=600,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Polls the Notion parent page or database (notion.parent in lofi.yaml) for track "
+                       "pages edited since its cursor; adds their track partitions and re-imports only "
+                       "the changed pages.")
+def notion_pages_sensor(context: dg.SensorEvaluationContext, notion: NotionResource):
+    from lofi_pipeline.core.tracknumbers import track_number_from_title
+
+    if not notion.parent:
+        return dg.SkipReason("notion.parent is not set in lofi.yaml")
+    if not os.environ.get(notion.token_env):
+        return dg.SkipReason(f"{notion.token_env} is not set")
+    since = context.cursor or None
+    pages = notion.list_pages(edited_after=since)
+    runs, partitions, skipped = [], [], []
+    newest = since
+    for page in pages:
+        edited = page.get("last_edited_time")
+        newest = max(filter(None, [newest, edited])) if edited else newest
+        n = track_number_from_title(page.get("title"))
+        if n is None:
+            skipped.append(page.get("title") or page["id"])
+            continue
+        key = str(n)
+        if not context.instance.has_dynamic_partition(track_partitions.name, key) and key not in partitions:
+            partitions.append(key)
+        runs.append(dg.RunRequest(
+            run_key=f"notion-{page['id']}-{edited}", partition_key=key,
+            run_config={"ops": {"notion_pages": {"config": {"page": page["id"]}}}},
+            tags={"lofi/trigger": "notion_pages_sensor"}))
+    for title in skipped:
+        context.log.info(f"skipped page '{title}': no track number in its title")
+    if newest:
+        context.update_cursor(newest)
+    if not runs:
+        return dg.SkipReason(f"no track page edited since {since or 'the beginning'}")
+    return dg.SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[track_partitions.build_add_request(partitions)] if partitions else [])
+
+
+ALL_SENSORS = [rendered_files_sensor, notion_pages_sensor]

@@ -41,7 +41,7 @@ def test_model_loads_lazily_and_offline(embedder):
 
 def test_missing_model_folder_is_a_named_error(tmp_path):
     with pytest.raises(EmbeddingError, match=str(tmp_path)):
-        Embedder(folder=tmp_path).encode(["anything"])
+        Embedder(model_dir=tmp_path).encode(["anything"])
 
 
 def test_vectors_are_normalised_float32(embedder):

@@ -108,3 +108,17 @@ def test_write_gap_files_atomically(tmp_path):
     write_gap_files(report, plan, folder)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["title"] == "Second run"
     assert len(list(folder.iterdir())) == 3
+
+
+def test_a_stored_selection_gives_the_same_report():
+    """The library stores only the selected songs; the report must not depend on the live object."""
+    plan = three_prompt_plan()
+    matches = matches_for(plan)
+    selection = select_for_duration(plan, matches, None, target_seconds=1800)
+    live = build_gap_report(plan, matches, selection)
+    stored = build_gap_report(plan, matches.drop(columns=["duration_seconds"]), list(selection.selected),
+                              target_seconds=1800)
+    keys = ("status", "songs_needed", "filled_seconds", "target_seconds")
+    assert [[p[k] for k in keys] for p in stored["prompts"]] == [[p[k] for k in keys] for p in live["prompts"]]
+    assert stored["totals"] == live["totals"] and stored["repeated"] == live["repeated"]
+    assert stored["typical_song_seconds"] == 240  # from the selected songs when matches lack durations

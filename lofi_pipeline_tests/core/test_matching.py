@@ -257,9 +257,11 @@ def test_songs_made_for_the_same_track_are_not_offered_unless_asked(library):
     assert query_track(own, own_vectors, songs, song_vectors).empty
     asked = query_track(own, own_vectors, songs, song_vectors, include_same_track=True)
     assert len(asked) > 0 and (asked["source_track"] == 19).all()
-    # An explicit exclude_track wins over the plan's own number.
+    # An explicit exclude_track wins over the plan's own number; None excludes nothing.
     other = query_track(own, own_vectors, songs, song_vectors, exclude_track=99)
     assert len(other) == len(asked)
+    assert len(query_track(own, own_vectors, songs, song_vectors, exclude_track=None)) == len(asked)
+    assert query_track(own, own_vectors, songs, song_vectors, exclude_track=19).empty
 
 
 def test_top_k_matches_a_full_sort_on_random_vectors():

@@ -1,0 +1,294 @@
+"""Audio analysis on synthesized songs with known tempo, key and level."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from lofi_pipeline.core import audio
+from lofi_pipeline.core.errors import AudioFileError
+from lofi_pipeline.core.identity import content_hash
+from lofi_pipeline.core.synth import synthesize_song, write_audio
+
+SR = audio.ANALYSIS_SR
+
+
+def _song(**kw) -> np.ndarray:
+    """A synthesized song resampled to the analysis rate."""
+    kw.setdefault("seconds", 30.0)
+    y = synthesize_song(sr=22050, **kw)
+    return soxr.resample(y, 22050, SR).astype(np.float32)
+
+
+def _within(est, ref, tol=0.04):
+    return est is not None and abs(est - ref) <= tol * ref
+
+
+# ----------------------------------------------------------------- tempo
+
+
+@pytest.mark.parametrize("label, kw", [
+    ("slow lo-fi, swung 8th hats, noise, muffled",
+     dict(bpm=70.0, key="A minor", seed=11, swing=0.4, noise_db=-32.0, lowpass_hz=3500.0)),
+    ("lo-fi with 16th hats and ghost notes",
+     dict(bpm=78.0, key="D minor", seed=12, hats16=True, ghost_notes=True)),
+    ("synthwave", dict(bpm=100.0, key="F# major", seed=13)),
+    ("fast 150+", dict(bpm=156.0, key="E minor", seed=14)),
+    ("fast with ghost notes", dict(bpm=164.0, key="C major", seed=15, ghost_notes=True)),
+    ("drumless keys and bass", dict(bpm=72.0, key="G major", seed=16, drums=False)),
+])
+def test_tempo_of_known_songs(label, kw):
+    bpm, confidence = audio.estimate_tempo(_song(**kw), SR)
+    assert _within(bpm, kw["bpm"]), f"{label}: got {bpm}"
+    assert confidence >= 0.5
+
+
+def test_slow_song_is_not_doubled():
+    # The failure of the seed method: 8th-note hats at 70 BPM read as 140.
+    bpm, _ = audio.estimate_tempo(_song(bpm=68.0, key="C minor", seed=21, swing=0.0), SR)
+    assert bpm is not None and bpm < 100
+
+
+def test_beatless_pad_has_no_tempo_or_low_confidence():
+    t = np.arange(int(30 * SR)) / SR
+    rng = np.random.default_rng(0)
+    # Slowly swelling chord (A C E) plus hiss: no pulse anywhere.
+    pad = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 261.63, 329.63))
+    pad = pad * (0.6 + 0.4 * np.sin(2 * np.pi * 0.05 * t)) + 0.02 * rng.standard_normal(len(t))
+    bpm, confidence = audio.estimate_tempo((0.2 * pad).astype(np.float32), SR)
+    assert bpm is None or confidence < 0.3
+
+
+def test_silence_has_no_tempo_and_no_key():
+    silence = np.zeros(10 * SR, np.float32)
+    assert audio.estimate_tempo(silence, SR) == (None, 0.0)
+    assert audio.estimate_key(silence, SR) == (None, 0.0)
+
+
+# ----------------------------------------------------------------- key
+
+
+@pytest.mark.parametrize("key, seed, drums", [
+    ("A minor", 31, True),
+    ("C# minor", 32, True),
+    ("F minor", 33, False),
+    ("G# minor", 34, True),
+    ("C major", 35, True),
+    ("F# major", 36, False),
+    ("A# major", 37, True),
+])
+def test_key_of_known_songs(key, seed, drums):
+    est, confidence = audio.estimate_key(_song(bpm=84.0, key=key, seed=seed, drums=drums), SR)
+    assert est == key
+    assert 0.0 < confidence <= 1.0
+
+
+@pytest.mark.parametrize("key, code", [
+    ("A minor", "8A"), ("C major", "8B"), ("F# major", "2B"), ("Bb minor", "3A"),
+    ("e minor", "9A"), ("G# minor", "1A"), ("B major", "1B"),
+])
+def test_camelot_codes(key, code):
+    assert audio.camelot_code(key) == code
+
+
+@pytest.mark.parametrize("junk", ["", "H minor", "C lydian", "A"])
+def test_camelot_of_junk_is_none(junk):
+    assert audio.camelot_code(junk) is None
+
+
+# ----------------------------------------------------------------- loudness
+
+
+def test_loudness_of_known_level_sine():
+    sr = 48000
+    t = np.arange(10 * sr) / sr
+    sine = 0.1 * np.sin(2 * np.pi * 997.0 * t)  # -20 dBFS peak, one channel
+    lufs, peak = audio.measure_loudness(sine, sr)
+    # BS.1770: a full-scale 1 kHz sine on one channel reads -3.01 LKFS.
+    assert lufs == pytest.approx(-23.01, abs=0.1)
+    assert peak == pytest.approx(-20.0, abs=0.1)
+
+
+def test_loudness_matches_pyloudnorm_on_a_stereo_song():
+    import pyloudnorm
+
+    y = synthesize_song(bpm=90, key="D major", seconds=20, sr=44100, seed=41, noise_db=-30)
+    stereo = np.stack([y, 0.6 * y + 0.1 * np.roll(y, 500)], axis=1).astype(np.float64)
+    # Add a quiet passage so both gates matter.
+    stereo[: 5 * 44100] *= 0.01
+    ours, _ = audio.measure_loudness(stereo, 44100)
+    reference = pyloudnorm.Meter(44100).integrated_loudness(stereo)
+    assert ours == pytest.approx(reference, abs=0.05)
+
+
+def test_true_peak_finds_inter_sample_peak():
+    sr = 44100
+    n = np.arange(sr)
+    # A quarter-rate sine sampled 45 degrees off its crests: samples reach only
+    # 0.707 of the true amplitude (-3 dB), the oversampled peak finds it.
+    x = 0.5 * np.sin(2 * np.pi * 0.25 * n + np.pi / 4)
+    _, peak = audio.measure_loudness(x, sr)
+    assert 20 * np.log10(np.abs(x).max()) == pytest.approx(-9.03, abs=0.05)
+    assert peak == pytest.approx(-6.02, abs=0.3)
+
+
+def test_silence_has_no_loudness():
+    assert audio.measure_loudness(np.zeros(44100 * 2), 44100) == (None, None)
+
+
+# ----------------------------------------------------------------- categories
+
+
+def test_categories_follow_documented_thresholds():
+    assert audio.tempo_category(None) is None
+    assert audio.tempo_category(70) == "slow"
+    assert audio.tempo_category(80) == "mid"
+    assert audio.tempo_category(109.9) == "mid"
+    assert audio.tempo_category(110) == "fast"
+    assert audio.energy_level(None) is None
+    assert audio.energy_level(-25) == "low"
+    assert audio.energy_level(-16) == "medium"
+    assert audio.energy_level(-13) == "high"
+
+
+# ----------------------------------------------------------------- decoding
+
+
+@pytest.fixture(scope="module")
+def short_song():
+    return synthesize_song(bpm=96, key="B minor", seconds=8.0, sr=22050, seed=51)
+
+
+@pytest.mark.parametrize("name", ["s.wav", "s.flac", "s.ogg", "s.mp3", "s.m4a", "S.MP3", "s.aac"])
+def test_decode_every_format(tmp_path, short_song, name):
+    path = write_audio(short_song, 22050, tmp_path / name)
+    y = audio.load_audio(path, sr=SR)
+    assert y.dtype == np.float32 and y.ndim == 1
+    # Encoders pad a little at the start/end; the length stays within 0.2 s.
+    assert abs(len(y) / SR - 8.0) < 0.2
+    ref = soxr.resample(short_song, 22050, SR)
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(ref**2)), rel=0.15)
+
+
+def test_iter_audio_files_walks_folders_any_case(tmp_path, short_song):
+    (tmp_path / "arc1" / "deep").mkdir(parents=True)
+    write_audio(short_song[:2000], 22050, tmp_path / "arc1" / "A_1_1_12a.WAV")
+    write_audio(short_song[:2000], 22050, tmp_path / "arc1" / "deep" / "b_1_1_22f.flac")
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / ".hidden.mp3").write_bytes(b"x")
+    found = audio.iter_audio_files([tmp_path])
+    assert [p.name for p in found] == ["A_1_1_12a.WAV", "b_1_1_22f.flac"]
+
+
+def test_analyze_file_end_to_end_mp3(tmp_path):
+    y = synthesize_song(bpm=72.0, key="E minor", seconds=40.0, sr=22050, seed=61, swing=0.35,
+                        noise_db=-34.0, lowpass_hz=4000.0)
+    path = write_audio(np.stack([y, 0.9 * y], axis=1), 22050, tmp_path / "A_1_1_12a.mp3")
+    f = audio.analyze_file(path)
+    assert f.error is None
+    assert f.duration_seconds == pytest.approx(40.0, abs=0.2)
+    assert _within(f.bpm, 72.0)
+    assert f.key == "E minor" and f.camelot == "9A"
+    assert f.tempo_category == "slow"
+    assert -30 < f.loudness_lufs < -5
+    assert f.true_peak_db > -6
+    assert f.channels == 2 and f.sample_rate == 22050
+    assert f.content_hash == content_hash(path)
+    assert f.analyzer_version == audio.ANALYZER_VERSION
+    assert f.rms_energy > 0 and f.spectral_centroid_hz > 50
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def _expect_error(path, *words):
+    with pytest.raises(AudioFileError) as err:
+        audio.analyze_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    for w in words:
+        assert w in message.lower()
+    return message
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.mp3"
+    path.write_bytes(b"")
+    _expect_error(path, "empty")
+
+
+def test_text_file_named_mp3(tmp_path):
+    path = tmp_path / "notes.mp3"
+    path.write_text("Arc 1: Neon Rain\nPrompt 12: dusty rhodes, vinyl crackle\n" * 20)
+    _expect_error(path, "text")
+
+
+def test_random_bytes_named_mp3(tmp_path):
+    path = tmp_path / "garbage.mp3"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    with pytest.raises(AudioFileError):
+        audio.analyze_file(path)
+
+
+def test_truncated_mp3(tmp_path, short_song):
+    y = np.tile(short_song, 4)  # 32 s
+    full = write_audio(y, 22050, tmp_path / "full.mp3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    _expect_error(cut, "truncated")
+
+
+def test_unreadable_file(tmp_path, short_song):
+    path = write_audio(short_song, 22050, tmp_path / "locked.wav")
+    os.chmod(path, 0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: chmod 000 does not stop reading")
+        _expect_error(path, "permission")
+    finally:
+        os.chmod(path, 0o644)
+
+
+def test_missing_file(tmp_path):
+    _expect_error(tmp_path / "gone.flac", "not found")
+
+
+def test_two_hour_file_streams_in_bounded_memory(tmp_path):
+    sr = 8000
+    path = tmp_path / "two_hours.flac"
+    block = np.zeros(sr * 60, np.float32)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr * 60) / sr)).astype(np.float32)
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as fh:
+        for minute in range(120):
+            fh.write(tone if minute in (59, 60) else block)  # a tone in the middle
+    tracemalloc.start()
+    try:
+        f = audio.analyze_file(path)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f.duration_seconds == pytest.approx(7200.0, abs=0.5)
+    assert f.loudness_lufs is not None  # the tone passes the gates
+    # The whole file as float32 would be 230 MB; streaming stays far below.
+    assert peak_bytes < 80 * 1024 * 1024
+
+
+def test_analyze_files_continues_past_bad_files(tmp_path, short_song):
+    good = write_audio(np.tile(short_song, 2), 22050, tmp_path / "good.wav")
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mp3"
+    text.write_text("hello " * 100)
+    seen = []
+    results = audio.analyze_files([empty, good, text], workers=2, on_result=seen.append)
+    assert [r.path for r in results] == [str(empty), str(good), str(text)]
+    assert len(seen) == 3
+    assert results[0].error and "empty" in results[0].error
+    assert results[2].error and "text" in results[2].error
+    assert results[1].error is None and _within(results[1].bpm, 96.0)
+    assert results[1].content_hash == content_hash(good)

@@ -1,0 +1,270 @@
+"""Render plans, chapters and real ffmpeg renders checked on the output file."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+from conftest_render import SR, fake_song, ffmpeg, selected, synth_song, write_song
+
+from lofi_pipeline.core.errors import RenderError
+from lofi_pipeline.core.probe import measure_loudness_ffmpeg, probe_media
+from lofi_pipeline.core.render import (
+    build_render_plan,
+    chapters_text,
+    find_background,
+    format_timestamp,
+    render_mix,
+)
+
+TARGET = -14.0
+
+# ---------------------------------------------------------------------- plans
+
+
+def test_auto_plan_plays_each_song_once_with_crossfades():
+    songs = [fake_song(i, duration=d) for i, d in [(2, 200.0), (1, 180.0), (3, 150.0)]]
+    plan = build_render_plan(songs, target_seconds=None, crossfade_seconds=5.0)
+    assert [e.song.order for e in plan.entries] == [1, 2, 3]
+    assert [e.start_seconds for e in plan.entries] == [0.0, 175.0, 370.0]
+    assert plan.total_seconds == pytest.approx(180 + 200 + 150 - 2 * 5)
+    assert [e.fade_in_seconds for e in plan.entries] == [0.0, 5.0, 5.0]
+    assert [e.fade_out_seconds for e in plan.entries] == [5.0, 5.0, 0.0]
+
+
+def test_target_repeats_the_sequence_and_trims_exactly():
+    songs = [fake_song(i, arc=i, duration=100.0) for i in (1, 2, 3)]
+    plan = build_render_plan(songs, target_seconds=1000.0, crossfade_seconds=5.0)
+    # each entry advances 95 s: entries start at 0, 95, ..., the 11th at 950 and is cut at 1000
+    assert len(plan.entries) == 11 and plan.total_seconds == 1000.0
+    assert [e.song.order for e in plan.entries[:7]] == [1, 2, 3, 1, 2, 3, 1]
+    assert [e.pass_number for e in plan.entries[2:5]] == [1, 2, 2]
+    last = plan.entries[-1]
+    assert last.start_seconds == pytest.approx(950.0) and last.play_seconds == pytest.approx(50.0)
+    assert last.end_seconds == pytest.approx(1000.0) and last.fade_out_seconds == 0.0
+
+
+def test_short_target_trims_the_first_song_and_tail_that_only_fades_in_is_dropped():
+    plan = build_render_plan([fake_song(1), fake_song(2)], target_seconds=300.0)  # test mode
+    assert plan.entries[-1].end_seconds == 300.0
+    # a target landing 2 s into the crossfade would start song 2 only to cut it: song 1 is trimmed instead
+    plan = build_render_plan([fake_song(1), fake_song(2)], target_seconds=177.0, crossfade_seconds=5.0)
+    assert len(plan.entries) == 1 and plan.entries[0].play_seconds == 177.0
+    plan = build_render_plan([fake_song(1, duration=60.0)], target_seconds=30.0)
+    assert len(plan.entries) == 1 and plan.total_seconds == 30.0
+
+
+def test_crossfade_is_clamped_for_short_songs():
+    plan = build_render_plan([fake_song(1, duration=4.0), fake_song(2, duration=2.0)], target_seconds=None)
+    assert plan.entries[1].fade_in_seconds == 1.0 and plan.total_seconds == 5.0
+
+
+@pytest.mark.parametrize("songs,target,match", [
+    ([], None, "no songs"), ([fake_song(1, duration=0.0)], None, "duration_seconds must be positive"),
+    ([fake_song(1)], 0.0, "positive number of seconds"),
+])
+def test_bad_plans_are_refused(songs, target, match):
+    with pytest.raises(RenderError, match=match):
+        build_render_plan(songs, target_seconds=target)
+
+
+# ------------------------------------------------------------------- chapters
+
+
+def test_timestamps():
+    assert [format_timestamp(s) for s in (0, 9.9, 65, 3599.99, 3600, 3 * 3600 + 62)] == \
+        ["0:00", "0:09", "1:05", "59:59", "1:00:00", "3:01:02"]
+
+
+def test_chapters_for_a_three_hour_mix():
+    songs = [fake_song(i, arc=1 + (i - 1) // 4, duration=170.0 + 7 * i) for i in range(1, 13)]
+    plan = build_render_plan(songs, target_seconds=3 * 3600.0, crossfade_seconds=5.0)
+    lines = chapters_text(plan).splitlines()
+    assert lines[0] == "0:00 Arc 1 · Arc1 — A_1_1_19a"
+    times = []
+    for line in lines:
+        stamp, title = line.split(" ", 1)
+        parts = [int(p) for p in stamp.split(":")]
+        t = parts[0] * 3600 + parts[1] * 60 + parts[2] if len(parts) == 3 else parts[0] * 60 + parts[1]
+        times.append(t)
+        assert (len(parts) == 3) == (t >= 3600)  # H:MM:SS from one hour on
+        assert re.fullmatch(r"Arc \d · Arc\d — A_\d_\d+_19a", title)
+    assert all(b - a >= 10 for a, b in zip(times, times[1:]))
+    assert len(lines) == len(plan.entries) and times[-1] < 3 * 3600 - 10
+    # a chapter starts mid-crossfade, where the next song takes over
+    assert times[1] == int(plan.entries[1].start_seconds + 2.5)
+
+
+def test_chapters_skip_entries_closer_than_ten_seconds():
+    songs = [fake_song(i, duration=6.0) for i in range(1, 11)]  # one entry every 3 s
+    plan = build_render_plan(songs, target_seconds=None)
+    times = [int(line.split(" ")[0].split(":")[1]) for line in chapters_text(plan).splitlines()]
+    assert times[0] == 0 and all(b - a >= 10 for a, b in zip(times, times[1:]))
+    assert plan.total_seconds - times[-1] >= 10
+
+
+def test_find_background_prefers_a_loop_video(tmp_path):
+    assert find_background(tmp_path / "Video") is None
+    (tmp_path / "b.png").write_bytes(b"x")
+    assert find_background(tmp_path) == tmp_path / "b.png"
+    (tmp_path / "z_loop.mp4").write_bytes(b"x")
+    (tmp_path / ".hidden.mov").write_bytes(b"x")
+    assert find_background(tmp_path) == tmp_path / "z_loop.mp4"
+
+
+# -------------------------------------------------------------- real renders
+
+# (duration s, peak, format, analysed loudness known?) — levels from about -31 to -12 LUFS
+SONGS = [(20.0, 0.10, "wav", True), (16.0, 0.50, "mp3", False), (24.0, 0.90, "wav", False),
+         (18.0, 0.30, "mp3", True), (22.0, 0.20, "wav", False)]
+MIX_SECONDS = 70.0
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("render")
+    meter = pyloudnorm.Meter(SR)
+    songs = []
+    for i, (dur, peak, fmt, analysed) in enumerate(SONGS):
+        y = synth_song(100 + i, dur, peak=peak)
+        path = write_song(root / "lib" / f"A_{i // 2 + 1}_{i + 1}_21a.{fmt}", y)
+        # the analysis stage's loudness when known; otherwise render measures it with ebur128
+        lufs = float(meter.integrated_loudness(y)) if analysed else None
+        songs.append(selected(path, order=i + 1, arc=i // 2 + 1, duration=dur, loudness=lufs,
+                              arc_name=["Dusk", "Highway", "Dawn"][i // 2]))
+    plan = build_render_plan(songs, target_seconds=MIX_SECONDS, crossfade_seconds=5.0)
+    progress: list[float] = []
+    report = render_mix(plan, output_dir=root / "Rendered" / "output_test", background=None,
+                        ffmpeg_exe=ffmpeg(), width=640, height=360, on_progress=progress.append)
+    return plan, report, progress, root / "Rendered" / "output_test"
+
+
+def test_output_streams_and_duration(rendered):
+    plan, report, _, out = rendered
+    info = probe_media(out / "mix.mp4", ffmpeg_exe=ffmpeg())
+    assert info.duration_seconds == pytest.approx(MIX_SECONDS, abs=0.5)
+    (video,) = info.of_type("video")
+    (audio,) = info.of_type("audio")
+    assert (video.codec, video.width, video.height) == ("h264", 640, 360)
+    assert (audio.codec, audio.channels, audio.sample_rate) == ("aac", 2, 48000)
+    exact = probe_media(out / "mix.mp4", ffmpeg_exe=ffmpeg(), exact=True)  # the audio track itself
+    assert exact.duration_seconds == pytest.approx(MIX_SECONDS, abs=0.1)
+
+
+def test_output_loudness_and_true_peak(rendered):
+    _, report, _, out = rendered
+    lufs, peak = measure_loudness_ffmpeg(out / "mix.mp4", ffmpeg_exe=ffmpeg())
+    assert abs(lufs - TARGET) <= 1.0
+    assert peak <= -1.0 + 0.2
+    assert report.integrated_lufs == lufs and report.true_peak_db == peak
+
+
+def test_songs_at_different_levels_come_out_even(rendered):
+    plan, _, _, out = rendered
+    levels = []
+    for e in plan.entries[:-1]:  # the last one is inside the 10 s fade-out
+        start = max(e.start_seconds + e.fade_in_seconds, 3.0) + 0.5
+        end = e.end_seconds - e.fade_out_seconds - 0.5
+        lufs, _ = measure_loudness_ffmpeg(out / "mix.mp4", ffmpeg_exe=ffmpeg(), start=start,
+                                          duration=end - start)
+        levels.append(lufs)
+    # the sources span about 19 LU; after per-song gain they sit together at the target
+    assert max(levels) - min(levels) <= 2.0, levels
+    assert all(abs(v - TARGET) <= 1.5 for v in levels), levels
+
+
+def test_fade_in_and_out(rendered):
+    _, _, _, out = rendered
+    head, _ = measure_loudness_ffmpeg(out / "mix.mp4", ffmpeg_exe=ffmpeg(), start=0.0, duration=0.8)
+    tail, _ = measure_loudness_ffmpeg(out / "mix.mp4", ffmpeg_exe=ffmpeg(), start=MIX_SECONDS - 1.0,
+                                      duration=0.9)
+    assert head < TARGET - 8 and tail < TARGET - 8
+
+
+def test_chapters_commands_report_and_progress(rendered):
+    plan, report, progress, out = rendered
+    chapters = (out / "chapters.txt").read_text()
+    assert chapters == chapters_text(plan)
+    assert chapters.splitlines() == ["0:00 Arc 1 · Dusk — A_1_1_21a", "0:17 Arc 1 · Dusk — A_1_2_21a",
+                                     "0:28 Arc 2 · Highway — A_2_3_21a", "0:47 Arc 2 · Highway — A_2_4_21a",
+                                     "1:00 Arc 3 · Dawn — A_3_5_21a"] or chapters.count("\n") == 5
+    commands = (out / "ffmpeg_commands.txt").read_text()
+    assert "-stream_loop -1" in commands and "-c:v copy" in commands and "alimiter" in commands
+    assert commands.count("libx264") == 1 and "-frames:v 300" in commands  # one 10 s segment, looped
+    assert "acrossfade" not in commands
+    data = json.loads((out / "render_report.json").read_text())
+    assert data["integrated_lufs"] == report.integrated_lufs and data["wall_seconds"] > 0
+    assert data["realtime_factor"] == pytest.approx(MIX_SECONDS / data["wall_seconds"], rel=0.01)
+    assert json.loads((out / "render_plan.json").read_text())["total_seconds"] == MIX_SECONDS
+    gains = report.gains_db  # quiet songs were raised, the loud one lowered
+    assert gains["A_1_1_21a.wav"] > 10 and gains["A_2_3_21a.wav"] < 3
+    assert any("measured" in w and "ebur128" in w for w in report.warnings)
+    assert progress[-1] == 1.0 and progress == sorted(progress) and len(progress) >= 3
+
+
+def test_default_size_with_an_image_background(tmp_path):
+    img = tmp_path / "Video" / "cover.png"
+    img.parent.mkdir()
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=800x600", "-frames:v", "1",
+                    str(img)], check=True)
+    song = write_song(tmp_path / "A_1_1_21a.wav", synth_song(7, 12.0, peak=0.4))
+    plan = build_render_plan([selected(song, order=1, arc=1, duration=12.0, loudness=-20.0)], target_seconds=8.0)
+    report = render_mix(plan, output_dir=tmp_path / "out", background=find_background(img.parent),
+                        ffmpeg_exe=ffmpeg(), measure_output=False, segment_seconds=2.0)
+    info = probe_media(report.output_path, ffmpeg_exe=ffmpeg())
+    (video,) = info.of_type("video")
+    assert (video.codec, video.width, video.height) == ("h264", 1920, 1080)
+    assert len(info.of_type("audio")) == 1 and info.duration_seconds == pytest.approx(8.0, abs=0.5)
+    assert report.gains_db == {"A_1_1_21a.wav": 6.0}
+
+
+def test_sixty_five_songs_stay_bounded(tmp_path):
+    loop = tmp_path / "Video" / "loop.mp4"
+    loop.parent.mkdir()
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15:d=2", "-c:v",
+                    "libx264", str(loop)], check=True)
+    meter = pyloudnorm.Meter(SR)
+    songs = []
+    for i in range(65):
+        y = synth_song(i, 2.0, peak=0.2 + 0.01 * i)
+        path = tmp_path / "songs" / f"A_{i // 20 + 1}_{i + 1}_21a.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, y, SR)
+        songs.append(selected(path, order=i + 1, arc=i // 20 + 1, duration=2.0,
+                              loudness=float(meter.integrated_loudness(y))))
+    plan = build_render_plan(songs, target_seconds=None, crossfade_seconds=5.0)
+    assert len(plan.entries) == 65 and plan.total_seconds == pytest.approx(66.0)  # 1 s crossfades
+    report = render_mix(plan, output_dir=tmp_path / "out", background=find_background(loop.parent),
+                        ffmpeg_exe=ffmpeg(), width=320, height=180, fps=15)
+    info = probe_media(report.output_path, ffmpeg_exe=ffmpeg(), exact=True)
+    assert info.duration_seconds == pytest.approx(66.0, abs=0.1)
+    assert report.entries == 65 and report.unique_songs == 65
+    assert report.max_open_decoders <= 3  # two sounding + one opened ahead, never all 65
+    commands = (tmp_path / "out" / "ffmpeg_commands.txt").read_text()
+    encoder = next(line for line in commands.splitlines() if "pipe:0" in line)
+    assert encoder.count(" -i ") == 2  # PCM stream + looped background, whatever the song count
+    assert abs(report.integrated_lufs - TARGET) <= 1.0
+
+
+def test_missing_inputs_and_broken_songs_raise_render_errors(tmp_path):
+    song = write_song(tmp_path / "A_1_1_21a.wav", synth_song(1, 6.0))
+    good = selected(song, order=1, arc=1, duration=6.0, loudness=-20.0)
+    gone = selected(tmp_path / "A_1_2_21a.mp3", order=2, arc=1, duration=6.0, loudness=-20.0)
+    with pytest.raises(RenderError, match=r"song file not found: .*A_1_2_21a\.mp3"):
+        render_mix(build_render_plan([good, gone], target_seconds=None), output_dir=tmp_path / "o1",
+                   background=None, ffmpeg_exe=ffmpeg())
+    with pytest.raises(RenderError, match=r"background not found: .*nope\.png"):
+        render_mix(build_render_plan([good], target_seconds=None), output_dir=tmp_path / "o2",
+                   background=tmp_path / "nope.png", ffmpeg_exe=ffmpeg())
+    junk = tmp_path / "A_1_3_21a.mp3"
+    junk.write_bytes(np.random.default_rng(0).bytes(4000))
+    bad = selected(junk, order=2, arc=1, duration=6.0, loudness=-20.0)
+    with pytest.raises(RenderError, match=r"could not decode .*A_1_3_21a\.mp3"):
+        render_mix(build_render_plan([good, bad], target_seconds=None), output_dir=tmp_path / "o3",
+                   background=None, ffmpeg_exe=ffmpeg(), width=320, height=180)
+    assert not (tmp_path / "o3" / "mix.mp4").exists()  # no half-written mix left behind
