@@ -382,14 +382,14 @@ class _TruePeak:
     true peak can only exceed the sample peak near the loudest samples. So each
     decoded block is cut into 1024-frame segments, the segments whose sample
     peak is within ``margin_db`` of the loudest seen so far are kept (at most
-    ``max_segments``), and only those are upsampled 4x with scipy's polyphase
+    ``max_segments``, the loudest first), and only those are upsampled 4x with scipy's polyphase
     FIR (``resample_poly``) at the end. Inter-sample overs of more than 3 dB need
     pathological signals, which is why 3 dB is the margin.
     """
 
     _CONTEXT = 32  # frames of neighbouring signal on each side of a segment
 
-    def __init__(self, *, margin_db: float = 3.0, max_segments: int = 256, segment: int = 1024):
+    def __init__(self, *, margin_db: float = 3.0, max_segments: int = 64, segment: int = 1024):
         self.ratio = 10 ** (-margin_db / 20)
         self.max_segments = max_segments
         self.segment = segment
@@ -637,11 +637,11 @@ def _chroma(y: np.ndarray, sr: int) -> np.ndarray:
     """Summed harmonic chroma (12,) of a mono signal.
 
     A long-window STFT (4096 at 11025 Hz: 2.7 Hz bins) is minimum-filtered along
-    time over three frames, which keeps sustained (harmonic) partials and
+    time over three frames (hop 2048: ~0.75 s), which keeps sustained (harmonic) partials and
     removes drum hits, like the harmonic half of HPSS; spectral peaks from 60 Hz to 2.1 kHz
     are folded onto pitch classes with a triangular weight around each semitone.
     """
-    n_fft, hop = 4096, 1024
+    n_fft, hop = 4096, 2048
     mag = _stft_mag(y, n_fft, hop)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     sel = (freqs >= 60.0) & (freqs <= 2100.0)
@@ -818,6 +818,7 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFea
         ex_lo = 0
     ex_hi = ex_lo + int(EXCERPT_SECONDS * sr)
 
+    mix = np.full(header.channels, 1.0 / header.channels, np.float32)
     meter = _LoudnessMeter(sr, header.channels)
     peak = _TruePeak()
     excerpt: list[np.ndarray] = []
@@ -829,7 +830,8 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFea
         n = len(block)
         meter.add(block)
         peak.add(block)
-        mono = block.mean(axis=1, dtype=np.float32) if header.channels > 1 else block[:, 0]
+        # A matrix-vector product is several times faster than .mean(axis=1) here.
+        mono = block @ mix if header.channels > 1 else block[:, 0]
         sum_sq += float(np.dot(mono, mono))
         lo, hi = max(ex_lo, pos), min(ex_hi, pos + n)
         if lo < hi:

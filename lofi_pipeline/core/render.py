@@ -53,7 +53,7 @@ import numpy as np
 
 from lofi_pipeline.core.errors import AudioFileError, RenderError
 from lofi_pipeline.core.models import SelectedSong
-from lofi_pipeline.core.probe import ffmpeg_tail, measure_loudness_ffmpeg, probe_media
+from lofi_pipeline.core.probe import ffmpeg_tail, measure_loudness_ffmpeg, measure_loudness_split, probe_media
 
 __all__ = [
     "RenderEntry", "RenderPlan", "RenderReport", "build_render_plan", "chapters_text",
@@ -567,7 +567,11 @@ def render_mix(
     info = probe_media(out_video, ffmpeg_exe=ffmpeg_exe)
     lufs = peak = None
     if measure_output:
-        lufs, peak = measure_loudness_ffmpeg(out_video, ffmpeg_exe=ffmpeg_exe)
+        if plan.total_seconds >= 600:  # long mixes: split the true-peak scan over two cores
+            lufs, peak = measure_loudness_split(out_video, ffmpeg_exe=ffmpeg_exe,
+                                                duration_seconds=plan.total_seconds)
+        else:
+            lufs, peak = measure_loudness_ffmpeg(out_video, ffmpeg_exe=ffmpeg_exe)
         if abs(lufs - target_lufs) > 1.0:
             warnings.append(f"output loudness {lufs:.1f} LUFS is more than 1 LU from the target {target_lufs:.1f}")
         if peak > true_peak_db + 0.2:

@@ -499,15 +499,45 @@ def render_folder(context: dg.AssetExecutionContext, config: PrepareConfig, libr
         plan.track_number = n  # the partition is the track number that files are filed under
     scaffold_track(Path(library.tracks_dir), plan)
     remaining = track_dir / "metadata" / "remaining-prompts.md"
-    result = prepare_render_folder(track_dir, load_selection(library, n), mode=config.mode or render.prepare_mode,
+    # Songs repeated only to fill time are placed once; the render repeats the sequence.
+    unique = [s for s in load_selection(library, n) if not s.repeat]
+    result = prepare_render_folder(track_dir, unique, mode=config.mode or render.prepare_mode,
+                                   crossfade_seconds=render.crossfade_seconds,
                                    remaining_prompts_md=remaining.read_text() if remaining.exists() else None)
     for c in result.conflicts:
-        context.log.warning(f"conflict: {c}")
+        context.log.warning(f"conflict: {c.dest}: {c.detail}")
+    for w in result.warnings:
+        context.log.warning(w)
+    actions = pd.Series([p.action for p in result.placed]).value_counts().to_dict() if result.placed else {}
+    if result.missing:
+        raise LofiError(f"track {n}: {len(result.missing)} selected song(s) not found, e.g. "
+                        f"{result.missing[0].source}; re-import the library or re-run the query")
     return dg.MaterializeResult(metadata={
-        "placed": len(result.placed), "already_there": len(result.skipped),
-        "conflicts": dg.MetadataValue.json([str(c) for c in result.conflicts]),
-        "render_plan": dg.MetadataValue.path(str(result.render_plan_path)),
+        "songs": len(result.placed), **{f"songs_{k}": int(v) for k, v in actions.items()},
+        "conflicts": dg.MetadataValue.json([f"{c.dest}: {c.detail}" for c in result.conflicts]),
+        "render_plan": dg.MetadataValue.path(str(result.plan_path)),
         "folder": dg.MetadataValue.path(str(track_dir))})
+
+
+def load_render_songs(library: LibraryResource, track_number: int) -> list[SelectedSong]:
+    """The mix as placed by prepare-render (paths in Tracks/{N}/Songs), in order."""
+    track_dir = library.track_dir(track_number)
+    plan_path = track_dir / "render_plan.json"
+    if not plan_path.exists():
+        raise LofiError(f"track {track_number}: no {plan_path}; run `lofi prepare-render --track "
+                        f"{track_number}` first")
+    placed = {e["order"]: e for e in json.loads(plan_path.read_text())["songs"]}
+    songs = []
+    for s in load_selection(library, track_number):
+        entry = placed.get(s.order)
+        if s.repeat or entry is None or entry["status"] in ("conflict", "missing"):
+            continue
+        path = track_dir / entry["file"]
+        if not path.exists():
+            raise LofiError(f"{path}: listed in render_plan.json but not on disk; run prepare-render again")
+        s.path = str(path)
+        songs.append(s)
+    return songs
 
 
 class RenderConfig(dg.Config):
@@ -535,18 +565,16 @@ def render_target_seconds(duration: str) -> float | None:
 def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, library: LibraryResource,
                  render: RenderResource) -> dg.MaterializeResult:
     """The mix video: loudness-normalised crossfaded audio over a once-encoded, looped background."""
-    from lofi_pipeline.core.render import build_render_plan, render_mix
+    from lofi_pipeline.core.render import build_render_plan, find_background, render_mix
 
     n = _track(context)
     track_dir = library.track_dir(n)
-    selection = load_selection(library, n)
+    selection = load_render_songs(library, n)
     if not selection:
-        raise LofiError(f"track {n}: nothing selected; run `lofi query --track {n}` first")
+        raise LofiError(f"track {n}: nothing to render; run `lofi query --track {n}` and prepare-render first")
     plan = build_render_plan(selection, target_seconds=render_target_seconds(config.duration),
                              crossfade_seconds=render.crossfade_seconds)
-    video_dir = track_dir / "Video"
-    backgrounds = sorted(p for p in video_dir.glob("*") if p.suffix.lower() in
-                         {".png", ".jpg", ".jpeg", ".webp", ".mp4", ".mov", ".mkv"}) if video_dir.exists() else []
+    background = find_background(track_dir / "Video")
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     out_dir = track_dir / "Rendered" / f"output_{stamp}"
     last = {"t": 0.0}
@@ -556,7 +584,7 @@ def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, librar
             last["t"] = fraction
             context.log.info(f"[progress] render {fraction * 100:.0f}/100")
 
-    report = render_mix(plan, output_dir=out_dir, background=backgrounds[0] if backgrounds else None,
+    report = render_mix(plan, output_dir=out_dir, background=background,
                         ffmpeg_exe=render.ffmpeg_exe(), target_lufs=render.target_lufs,
                         true_peak_db=render.true_peak_db, fade_in=render.fade_in_seconds,
                         fade_out=render.fade_out_seconds, width=render.width, height=render.height,

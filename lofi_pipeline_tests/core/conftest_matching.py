@@ -68,7 +68,8 @@ LIBRARY_MOOD = "Rain Ambience → Steady Focus Flow → Midnight Clarity → Vap
 
 # Each paraphrases one library prompt (arc, prompt position inside that arc).
 PARAPHRASES = {
-    (1, 1): "soft rain sounds under ambient vaporwave pad layers, drifting slowly, beatless, warm analog noise",
+    (1, 1): ("soft rain sounds under ambient vaporwave pad layers, drifting slowly, beatless, "
+             "warm analog noise"),
     (2, 3): "mellow jazzy groove with warm rhodes piano chords, dusty vinyl crackle and boom bap drums",
     (3, 2): "late night nostalgic synth arpeggios, drifting harmonies, soft muted kick and snare",
     (4, 3): "analog fade out with the rain ambience brought forward, dissolving into silence",
@@ -95,7 +96,8 @@ def new_track_plan(*, duration_minutes: float | None = 30) -> TrackPlan:
     return make_plan(30, arcs, mood_arc=None, duration_minutes=duration_minutes)
 
 
-def library_songs(plan: TrackPlan | None = None, *, takes: str = "ab", duration: float = 180.0) -> pd.DataFrame:
+def library_songs(plan: TrackPlan | None = None, *, takes: str = "ab",
+                  duration: float = 180.0) -> pd.DataFrame:
     """The songs table for track 19's songs (``takes`` per prompt), lead's schema."""
     plan = plan or library_plan()
     rows = []
@@ -135,9 +137,16 @@ def library_songs(plan: TrackPlan | None = None, *, takes: str = "ab", duration:
     return pd.DataFrame(rows)
 
 
+@lru_cache(maxsize=32)
+def _encode(texts: tuple[str, ...]) -> np.ndarray:
+    vectors = shared_embedder().encode(list(texts))
+    vectors.flags.writeable = False  # shared between tests
+    return vectors
+
+
 def encode_library(songs: pd.DataFrame) -> np.ndarray:
-    return shared_embedder().encode(list(songs["song_text"]))
+    return _encode(tuple(songs["song_text"]))
 
 
 def encode_plan(plan: TrackPlan) -> np.ndarray:
-    return shared_embedder().encode(prompt_query_texts(plan))
+    return _encode(tuple(prompt_query_texts(plan)))

@@ -17,7 +17,8 @@ from lofi_pipeline.core.selection import select_for_duration
 
 
 def three_prompt_plan():
-    plan = make_plan(41, [("Open", (50, 60), ["good prompt", "weak prompt"]), ("End", None, ["lonely prompt"])],
+    plan = make_plan(41, [("Open", (50, 60), ["good prompt", "weak prompt"]),
+                          ("End", None, ["lonely prompt"])],
                      duration_minutes=30)
     plan.title = "Rainy Desk"
     return plan
@@ -94,7 +95,8 @@ def test_write_gap_files_atomically(tmp_path):
     folder = tmp_path / "Tracks" / "30"
     paths = write_gap_files(report, plan, folder)
     assert {p.name for p in paths.values()} == {"gaps.json", "gaps.md", "remaining-prompts.md"}
-    assert sorted(f.name for f in folder.iterdir()) == ["gaps.json", "gaps.md", "remaining-prompts.md"]  # no temp files
+    # No temp files are left behind.
+    assert sorted(f.name for f in folder.iterdir()) == ["gaps.json", "gaps.md", "remaining-prompts.md"]
     loaded = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert loaded["track_number"] == 30 and loaded["totals"]["none"] == 2 and loaded["totals"]["good"] == 4
     statuses = {p["prompt_order"]: p["status"] for p in loaded["prompts"]}
@@ -119,6 +121,9 @@ def test_a_stored_selection_gives_the_same_report():
     stored = build_gap_report(plan, matches.drop(columns=["duration_seconds"]), list(selection.selected),
                               target_seconds=1800)
     keys = ("status", "songs_needed", "filled_seconds", "target_seconds")
-    assert [[p[k] for k in keys] for p in stored["prompts"]] == [[p[k] for k in keys] for p in live["prompts"]]
+    def rows(report):
+        return [[p[k] for k in keys] for p in report["prompts"]]
+
+    assert rows(stored) == rows(live)
     assert stored["totals"] == live["totals"] and stored["repeated"] == live["repeated"]
     assert stored["typical_song_seconds"] == 240  # from the selected songs when matches lack durations

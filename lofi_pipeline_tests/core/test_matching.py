@@ -37,7 +37,8 @@ from lofi_pipeline.core.matching import (
 
 def test_find_prompt_handles_per_arc_and_global_numbering():
     per_arc = make_plan(5, [("A", None, ["a1", "a2"]), ("B", None, ["b1", "b2", "b3"])], per_arc_numbers=True)
-    global_ = make_plan(6, [("A", None, ["a1", "a2"]), ("B", None, ["b1", "b2", "b3"])], per_arc_numbers=False)
+    global_ = make_plan(6, [("A", None, ["a1", "a2"]), ("B", None, ["b1", "b2", "b3"])],
+                        per_arc_numbers=False)
     assert find_prompt(per_arc, arc=2, prompt=3)[1].core_text == "b3"
     # Page numbers run 3..5 in arc 2: a global filename number and a per-arc one both work.
     assert find_prompt(global_, arc=2, prompt=4)[1].core_text == "b2"
@@ -144,7 +145,8 @@ def test_key_score_on_the_camelot_wheel():
 
 @pytest.mark.parametrize("name, code", [
     ("A minor", "8A"), ("C major", "8B"), ("Am", "8A"), ("F# major", "2B"), ("Bb minor", "3A"),
-    ("E minor", "9A"), ("G", "9B"), ("8a", "8A"), ("12B", "12B"), ("13A", None), ("H minor", None), ("", None),
+    ("E minor", "9A"), ("G", "9B"), ("8a", "8A"), ("12B", "12B"),
+    ("13A", None), ("H minor", None), ("", None),
 ])
 def test_to_camelot(name, code):
     assert to_camelot(name) == code
@@ -187,7 +189,8 @@ def test_paraphrased_prompts_find_their_song_and_unrelated_ones_are_gaps(library
             assert matches.attrs["best_similarity"][prompt.order] < 0.6
             continue
         top = rows.iloc[0]
-        assert top["filename"].startswith(f"A_{source[0]}_{source[1]}_19"), (prompt.core_text, list(rows.filename))
+        assert top["filename"].startswith(f"A_{source[0]}_{source[1]}_19"), \
+            (prompt.core_text, list(rows.filename))
         assert top["similarity"] > 0.6 and top["rank"] == 1
         assert (rows["similarity"] >= 0.6).all() and len(rows) <= 5
         assert list(rows["rank"]) == list(range(1, len(rows) + 1))
@@ -206,7 +209,8 @@ def test_score_is_the_weighted_sum_of_its_components(library, new_plan):
     arcs = {a.number: a for a in plan.arcs}
     for r in matches.itertuples():
         assert r.arc_score == arc_score(r.arc, r.arc_number)
-        assert r.bpm_score == pytest.approx(bpm_score(r.bpm, arcs[r.arc_number].bpm_range, track_tempo_profile(plan)))
+        expected_bpm = bpm_score(r.bpm, arcs[r.arc_number].bpm_range, track_tempo_profile(plan))
+        assert r.bpm_score == pytest.approx(expected_bpm)
         assert r.usage_score == usage_score(r.times_used, False)
     # The reference key of a prompt is its most similar song's key: that song
     # (one of the takes tied at the top) scores 1.
@@ -224,7 +228,9 @@ def test_usage_and_recent_use_push_a_song_down(library, new_plan):
     heavy = MatchWeights(usage=0.5)
     before = query_track(plan, prompt_vectors, songs, song_vectors, weights=heavy)
     after = query_track(plan, prompt_vectors, worn, song_vectors, weights=heavy)
-    rank = lambda m: int(m[(m.prompt_order == 2) & (m.filename == "A_2_3_19a.mp3")]["rank"].iloc[0])  # noqa: E731
+    def rank(m):
+        return int(m[(m.prompt_order == 2) & (m.filename == "A_2_3_19a.mp3")]["rank"].iloc[0])
+
     assert rank(before) == 1 and rank(after) > 1
     assert after[after.filename == "A_2_3_19a.mp3"]["usage_score"].iloc[0] == pytest.approx(0.1)
 
@@ -233,17 +239,21 @@ def test_filters(library, new_plan):
     songs, song_vectors = library
     plan, prompt_vectors = new_plan
     loose = dict(min_similarity=0.2, top_k=50)
-    by_bpm = query_track(plan, prompt_vectors, songs, song_vectors, filters=QueryFilters(bpm_min=60, bpm_max=70), **loose)
+    def run(table, **filters):
+        return query_track(plan, prompt_vectors, table, song_vectors, filters=QueryFilters(**filters),
+                           **loose)
+
+    by_bpm = run(songs, bpm_min=60, bpm_max=70)
     assert not by_bpm.empty and by_bpm["bpm"].between(60, 70).all()
-    by_key = query_track(plan, prompt_vectors, songs, song_vectors, filters=QueryFilters(key="A minor"), **loose)
+    by_key = run(songs, key="A minor")
     assert not by_key.empty and (by_key["camelot"] == "8A").all() and (by_key["key_score"] == 1.0).all()
-    by_arc = query_track(plan, prompt_vectors, songs, song_vectors, filters=QueryFilters(arc=3), **loose)
+    by_arc = run(songs, arc=3)
     assert not by_arc.empty and (by_arc["arc"] == 3).all()
     worn = songs.copy()
     worn.loc[worn.index[::2], "times_used"] = 1
-    unused = query_track(plan, prompt_vectors, worn, song_vectors, filters=QueryFilters(unused_only=True), **loose)
+    unused = run(worn, unused_only=True)
     assert not unused.empty and (unused["times_used"] == 0).all()
-    tagged = query_track(plan, prompt_vectors, songs, song_vectors, filters=QueryFilters(vibe_tags=("rain",)), **loose)
+    tagged = run(songs, vibe_tags=("rain",))
     rain_files = set(songs[songs.vibe_tags.map(lambda t: "rain" in t)].filename)
     assert not tagged.empty and set(tagged.filename) <= rain_files
     with pytest.raises(ConfigError, match="H major"):

@@ -10,7 +10,7 @@ import soundfile as sf
 from conftest_render import ffmpeg, synth_song, write_song
 
 from lofi_pipeline.core.errors import AudioFileError
-from lofi_pipeline.core.probe import measure_loudness_ffmpeg, probe_media
+from lofi_pipeline.core.probe import measure_loudness_ffmpeg, measure_loudness_split, probe_media
 
 
 def test_wav_and_mp3_streams_and_durations(tmp_path):
@@ -75,3 +75,13 @@ def test_silence_reports_floor_values(tmp_path):
     sf.write(path, np.zeros((48000 * 2, 2), dtype=np.float32), 48000)
     lufs, peak = measure_loudness_ffmpeg(path, ffmpeg_exe=ffmpeg())
     assert lufs == -70.0 and peak == -144.0
+
+
+def test_split_measurement_matches_the_single_pass(tmp_path):
+    # louder second half: the true peak sits in the second window, the gate spans both
+    y = np.concatenate([synth_song(3, 8.0, peak=0.2), synth_song(4, 7.0, peak=0.7)])
+    path = write_song(tmp_path / "two_levels.wav", y)
+    single = measure_loudness_ffmpeg(path, ffmpeg_exe=ffmpeg())
+    split = measure_loudness_split(path, ffmpeg_exe=ffmpeg(), duration_seconds=15.0, parts=2)
+    assert split == pytest.approx(single, abs=0.05)
+    assert single[1] == pytest.approx(20 * np.log10(0.7), abs=0.5)

@@ -11,7 +11,8 @@ from lofi_pipeline.core.selection import arc_targets, select_for_duration
 
 def plan_3_arcs():
     # 2, 1 and 3 prompts: "prompts" allocation gives arcs 2/6, 1/6 and 3/6 of the target.
-    return make_plan(40, [("Open", None, ["o1", "o2"]), ("Middle", None, ["m1"]), ("End", None, ["e1", "e2", "e3"])])
+    return make_plan(40, [("Open", None, ["o1", "o2"]), ("Middle", None, ["m1"]),
+                          ("End", None, ["e1", "e2", "e3"])])
 
 
 def fake_matches(plan, per_prompt: int, *, duration=200.0, shared=()) -> pd.DataFrame:
@@ -97,7 +98,8 @@ def test_short_library_repeats_arcs_and_says_so():
     assert len(firsts) == 6 and {s.song_id for s in repeats} <= firsts
     # A repeat comes after the arc's songs were played once, inside the same arc.
     for s in repeats:
-        assert s.arc_number == next(f.arc_number for f in result.selected if f.song_id == s.song_id and not f.repeat)
+        first = next(f for f in result.selected if f.song_id == s.song_id and not f.repeat)
+        assert s.arc_number == first.arc_number
     assert any("library short: arc 3" in n and "repeats" in n for n in result.notes)
     assert sum(f.repeats for f in result.arcs) == len(repeats)
     # Gap accounting sees only distinct songs.
