@@ -116,8 +116,10 @@ def run_demo(settings: Settings, *, render: bool = True,
         "prompts matched": matches.get("prompts_matched"),
         "reuse %": round(100 * (matches.get("prompts_matched") or 0) / max(matches.get("prompts") or 1, 1)),
         "gaps": gaps.get("prompts_none", gaps.get("none")),
-        "selected songs": selection.get("selected_songs"),
-        "selected minutes": selection.get("selected_minutes"),
+        "selected songs": f"{selection.get('selected_songs')} distinct, "
+                          f"{selection.get('repeated_slots')} repeat slot(s) (library short)"
+        if selection.get("repeated_slots") else selection.get("selected_songs"),
+        "selected minutes": f"{selection.get('selected_minutes')} of {selection.get('target_minutes')}",
         "gap report": str(Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "gaps.md"),
         "remaining prompts": str(Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "remaining-prompts.md"),
     }

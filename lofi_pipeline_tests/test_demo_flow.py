@@ -35,7 +35,9 @@ def test_demo_imports_every_song_and_plan(demo_home):
 def test_runs_are_recorded_in_the_library_instance(demo_home):
     settings, _ = demo_home
     instance = dg.DagsterInstance.from_config(settings.dagster_home)
-    runs = instance.get_runs()
+    demo = {"101", "102", "103", str(NEW_TRACK)}
+    # The test session shares one instance; look at the demo's own runs.
+    runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition") in demo]
     jobs = {r.job_name for r in runs}
     assert {"import_job", "plan_job", "render_job"} <= jobs
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)

@@ -393,6 +393,10 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
             con.register("new_matches", frame)
             con.execute("INSERT INTO matches BY NAME SELECT * FROM new_matches")
             con.unregister("new_matches")
+    # The closest song of every prompt, threshold or not, so the gap report can say how near a gap came.
+    best = {str(k): v for k, v in matches.attrs.get("best_similarity", {}).items()}
+    write_json_atomic(library.track_dir(n) / "metadata" / "matches_summary.json",
+                      {"track_number": n, "computed_at": now.isoformat(), "best_similarity": best})
     export = lib.export_parquet("matches", library.export_dir)
     matched = frame["prompt_order"].nunique() if len(frame) else 0
     preview = frame[frame["rank"] == 1][["arc_number", "prompt_number", "filename", "score", "similarity"]] \
@@ -431,6 +435,7 @@ def track_selection(context: dg.AssetExecutionContext, config: SelectionConfig,
                         [n, s.order, s.arc_number, s.arc_name, s.prompt_number, s.song_id, s.path,
                          s.filename, s.duration_seconds, s.loudness_lufs, s.score, s.similarity,
                          s.repeat, now])
+    write_json_atomic(library.track_dir(n) / "metadata" / "selection.json", result.to_dict())
     for note in result.notes:
         context.log.warning(note)
     table = pd.DataFrame([{"#": s.order, "arc": s.arc_number, "prompt": s.prompt_number,
@@ -438,7 +443,8 @@ def track_selection(context: dg.AssetExecutionContext, config: SelectionConfig,
                            "repeat": s.repeat} for s in result.selected])
     filled = sum(s.duration_seconds for s in result.selected)
     return dg.MaterializeResult(metadata={
-        "target_minutes": minutes, "selected_songs": len(result.selected),
+        "target_minutes": minutes, "selected_songs": len({s.song_id for s in result.selected}),
+        "mix_slots": len(result.selected), "repeated_slots": sum(s.repeat for s in result.selected),
         "selected_minutes": round(filled / 60, 1),
         "shortfall_minutes": round(result.shortfall_seconds / 60, 1),
         "notes": dg.MetadataValue.json(result.notes), "selection": _md_table(table, 200)})
@@ -463,15 +469,22 @@ def gap_report(context: dg.AssetExecutionContext, library: LibraryResource,
                matching: MatchingResource) -> dg.MaterializeResult:
     """Which prompts still need new songs: gaps.json, gaps.md and remaining-prompts.md."""
     from lofi_pipeline.core.gaps import build_gap_report, gap_report_markdown, write_gap_files
-    from lofi_pipeline.core.selection import SelectionResult  # noqa: F401  (documented type)
 
     n = _track(context)
     lib = library.library()
     plan = lib.load_plan(n)
     matches = lib.df("SELECT * FROM matches WHERE track_number = ? ORDER BY prompt_order, rank", [n])
     selected = load_selection(library, n)
+    meta_dir = library.track_dir(n) / "metadata"
+    selection_info = json.loads((meta_dir / "selection.json").read_text()) \
+        if (meta_dir / "selection.json").exists() else {}
+    summary = json.loads((meta_dir / "matches_summary.json").read_text()) \
+        if (meta_dir / "matches_summary.json").exists() else {}
+    best = {int(k): v for k, v in summary.get("best_similarity", {}).items()}
     report = build_gap_report(plan, matches, selected, good_threshold=matching.good_similarity,
-                              min_similarity=matching.min_similarity)
+                              min_similarity=matching.min_similarity, best_similarity=best or None,
+                              target_seconds=selection_info.get("target_seconds"),
+                              allocation=selection_info.get("allocation", matching.allocation))
     files = write_gap_files(report, plan, library.track_dir(n) / "metadata")
     totals = report["totals"]
     return dg.MaterializeResult(metadata={
