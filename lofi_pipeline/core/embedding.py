@@ -120,7 +120,10 @@ class Embedder:
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
+                # The weight-loading progress bar would land in CLI output and run logs.
+                hf_logging.disable_progress_bar()
                 self._model = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
             except Exception as exc:
                 raise EmbeddingError(f"{folder}: cannot load the {MODEL_NAME} model: {exc}") from exc

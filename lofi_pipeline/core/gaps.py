@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import pandas as pd
 
 from lofi_pipeline.core.models import SelectedSong, TrackPlan
 from lofi_pipeline.core.selection import ArcFill, SelectionResult, arc_targets
+from lofi_pipeline.core.workspace import write_text_atomic
 
 DEFAULT_SONG_SECONDS = 180.0  # a typical Suno song when the library gives no hint
 STATUSES = ("none", "weak", "good")
@@ -295,23 +294,6 @@ def remaining_prompts_markdown(plan: TrackPlan, report: Mapping) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_gap_files(report: Mapping, plan: TrackPlan, folder: str | Path) -> dict[str, Path]:
     """Write ``gaps.json``, ``gaps.md`` and ``remaining-prompts.md`` into ``folder``.
 
@@ -327,7 +309,7 @@ def write_gap_files(report: Mapping, plan: TrackPlan, folder: str | Path) -> dic
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / name for kind, name in GAP_FILES.items()}
     payload = json.dumps(report, indent=2, ensure_ascii=False, default=_clean, allow_nan=False)
-    _atomic_write(paths["json"], payload + "\n")
-    _atomic_write(paths["markdown"], gap_report_markdown(report))
-    _atomic_write(paths["remaining"], remaining_prompts_markdown(plan, report))
+    write_text_atomic(paths["json"], payload + "\n")
+    write_text_atomic(paths["markdown"], gap_report_markdown(report))
+    write_text_atomic(paths["remaining"], remaining_prompts_markdown(plan, report))
     return paths
