@@ -259,11 +259,18 @@ def query(
     duration: Annotated[Optional[float], typer.Option(help="Target minutes (default: the page's).")] = None,
     include_same_track: Annotated[bool, typer.Option(help="Offer songs made for this track too.")] = False,
     unused_only: Annotated[bool, typer.Option(help="Only songs never used in a published track.")] = False,
+    bpm_min: Annotated[Optional[float], typer.Option(help="Only songs at or above this BPM.")] = None,
+    bpm_max: Annotated[Optional[float], typer.Option(help="Only songs at or below this BPM.")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Only songs in this key or Camelot code, e.g. 'A minor' / 8A.")] = None,
+    arc: Annotated[Optional[int], typer.Option(help="Only songs made for this arc number.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Only songs with this vibe tag or mood keyword (repeatable).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the matches as JSON.")] = None,
 ) -> None:
     """Match library songs to every prompt of a track, select a mix and report the gaps."""
     cfg = {"top_k": top_k or 0, "min_similarity": -1.0 if min_similarity is None else min_similarity,
-           "include_same_track": include_same_track, "unused_only": unused_only}
+           "include_same_track": include_same_track, "unused_only": unused_only,
+           "bpm_min": bpm_min or 0.0, "bpm_max": bpm_max or 0.0, "key": key or "", "arc": arc or 0,
+           "tags": list(tag or [])}
     _run("query_job", partition=track, title=f"query track {track}", run_config={"ops": {
         "track_matches": {"config": cfg},
         "track_selection": {"config": {"duration_minutes": duration or 0.0}}}})

@@ -17,24 +17,23 @@ Unknown values are ``None`` (silence has no key, a beatless song no tempo).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import re
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-import multiprocessing
 
 import numpy as np
-import soundfile as sf
-import soxr
 from scipy import ndimage, signal
 
 from lofi_pipeline.core.errors import AudioFileError
 from lofi_pipeline.core.models import AudioFeatures
+from lofi_pipeline.core.probe import _summary_value
 
-ANALYZER_VERSION = "audio-1.0"
+ANALYZER_VERSION = "audio-2.0"
 """Stored with every result; bump it whenever a change alters any figure, so
 the library re-analyses rows written by an older analyzer."""
 
@@ -49,9 +48,9 @@ EXCERPT_SECONDS = 120.0
 """Tempo and key use at most this many seconds from the middle of the song:
 enough for a stable estimate, and it bounds time and memory on long files."""
 
-# Formats libsndfile decodes; others go straight to ffmpeg.
-_SOUNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3"}
-_BLOCK_FRAMES = 1 << 16
+_BLOCK_FRAMES = 1 << 16  # frames per block for the in-memory loudness meter
+
+_EBUR128_PEAK = "true"
 
 # Thresholds for the seed schema's categories (documented in notes/audio.md).
 ENERGY_LOW_BELOW_DBFS = -20.0
@@ -124,17 +123,18 @@ def iter_audio_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _default_ffmpeg() -> str:
-    import imageio_ffmpeg
+    from lofi_pipeline.core.ffmpeg import find_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return find_ffmpeg()
 
 
 @dataclass
 class _Header:
+    """What ffmpeg's input summary says about the first audio stream."""
+
     sample_rate: int
     channels: int
     duration: float | None  # seconds, from the container/stream header
-    backend: str  # "soundfile" or "ffmpeg"
 
 
 def _precheck(path: Path) -> None:
@@ -174,94 +174,83 @@ def _looks_like_text(head: bytes) -> bool:
     return printable / len(text) > 0.97
 
 
-_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_STREAM_RE = re.compile(r"Audio:[^,]*,\s*(\d+)\s*Hz,\s*([^,]+)")
+def _parse_header(path: Path, stderr_lines: list[str]) -> _Header | None:
+    """The first audio stream of ffmpeg's ``Input #0`` summary (None if there is none).
 
+    Uses the stream/duration parsers of :mod:`lofi_pipeline.core.probe`, so the
+    project reads ffmpeg's summary in one place. Only the input section counts:
+    the output section lists our f32 streams in the same format.
+    """
+    from lofi_pipeline.core.probe import _DURATION, _STREAM, _hms, _parse_stream
 
-def _ffmpeg_header(path: Path, ffmpeg_exe: str) -> _Header:
-    proc = subprocess.run([ffmpeg_exe, "-nostdin", "-hide_banner", "-i", str(path)],
-                          capture_output=True, check=False)
-    err = proc.stderr.decode("utf-8", "replace")
-    stream = _STREAM_RE.search(err)
-    if not stream:
-        raise AudioFileError(path, "not a decodable audio file (ffmpeg: " + _ffmpeg_reason(err) + ")")
-    layout = stream.group(2).strip()
-    channels = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "7.1": 8}.get(
-        layout.split("(")[0].strip())
-    if channels is None:
-        m = re.match(r"(\d+)\s*channels", layout)
-        channels = int(m.group(1)) if m else 2
-    dur = _DURATION_RE.search(err)
-    duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else None
-    return _Header(int(stream.group(1)), channels, duration, "ffmpeg")
+    duration: float | None = None
+    for line in stderr_lines:
+        if line.startswith(("Stream mapping:", "Output #")):
+            break
+        if duration is None and (m := _DURATION.search(line)):
+            duration = _hms(m)
+        if (m := _STREAM.match(line)) and m["type"] == "Audio":
+            stream = _parse_stream(m["type"], m["rest"])
+            if not stream.sample_rate:
+                return None
+            return _Header(stream.sample_rate, stream.channels or 2, duration)
+    return None
 
 
 def _ffmpeg_reason(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     # ffmpeg prints "<path>: Invalid data found when processing input"; keep the reason.
     for ln in reversed(lines):
-        if ":" in ln and not ln.startswith(("Input #", "Stream", "Duration", "Metadata")):
+        if ":" in ln and not ln.startswith(("Input #", "Stream", "Duration", "Metadata", "size=",
+                                            "[out#")):
             return ln.rsplit(": ", 1)[-1]
     return lines[-1] if lines else "unknown error"
 
 
-def _open_header(path: Path, ffmpeg_exe: str | None) -> _Header:
-    if path.suffix.lower() in _SOUNDFILE_EXTENSIONS:
-        try:
-            info = sf.info(str(path))
-            if info.frames > 0 and info.samplerate > 0:
-                return _Header(info.samplerate, info.channels, info.frames / info.samplerate, "soundfile")
-        except (sf.LibsndfileError, RuntimeError, OSError):
-            pass  # libsndfile could not parse it: let ffmpeg try and explain
-    return _ffmpeg_header(path, ffmpeg_exe or _default_ffmpeg())
+class _StderrReader(threading.Thread):
+    """Drains ffmpeg's stderr so it can never block on a full pipe.
+
+    ``header_ready`` is set once the input summary has been printed (ffmpeg
+    prints it before it decodes anything) or at end of stream.
+    """
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: list[str] = []
+        self.header_ready = threading.Event()
+
+    def run(self) -> None:
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.lines.append(line)
+            if line.startswith(("Stream mapping:", "Output #")):
+                self.header_ready.set()
+        self.header_ready.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
 
 
-def _iter_blocks(path: Path, header: _Header, ffmpeg_exe: str | None) -> Iterator[np.ndarray]:
-    """Yield float32 blocks of shape (frames, channels) at the native rate."""
-    if header.backend == "soundfile":
-        # Not sf.blocks: it pads a short read to the header's frame count with
-        # zeros, which would hide a truncated mp3.
-        try:
-            with sf.SoundFile(str(path)) as fh:
-                while True:
-                    block = fh.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                    if not len(block):
-                        break
-                    yield block
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioFileError(path, f"decoding failed part-way ({exc})") from exc
-        return
-    exe = ffmpeg_exe or _default_ffmpeg()
-    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
-           "-f", "f32le", "-ac", str(header.channels), "-ar", str(header.sample_rate), "pipe:1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    frame_bytes = 4 * header.channels
-    try:
-        assert proc.stdout is not None
-        leftover = b""
-        while True:
-            chunk = proc.stdout.read(_BLOCK_FRAMES * frame_bytes)
-            if not chunk:
-                break
-            chunk = leftover + chunk
-            usable = len(chunk) - len(chunk) % frame_bytes
-            leftover = chunk[usable:]
-            if usable:
-                yield np.frombuffer(chunk[:usable], dtype="<f4").reshape(-1, header.channels)
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        if proc.wait() != 0:
-            raise AudioFileError(path, "ffmpeg could not decode it: " + _ffmpeg_reason(err))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def _read_exactly(stream, n: int) -> bytes:
+    """Read up to ``n`` bytes, fewer only at end of stream (pipes return short reads)."""
+    parts, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def load_audio(path: str | Path, *, sr: int, ffmpeg_exe: str | None = None) -> np.ndarray:
-    """Decode a whole file to mono float32 at ``sr`` Hz.
+    """Decode a whole file to mono float32 at ``sr`` Hz with ffmpeg.
 
-    soundfile (libsndfile) is tried first; m4a/aac and anything libsndfile
-    cannot parse go through ffmpeg. Meant for short files (tests, previews):
+    The channels are averaged and the rate converted by ffmpeg (libswresample
+    with the soxr engine; ``rematrix_maxval=1`` makes the down-mix a mean:
+    swresample's default stereo-to-mono matrix is 0.707 * (L + R), 3 dB hotter). Meant for short files (tests, previews):
     :func:`analyze_file` streams instead.
 
     Parameters
@@ -269,9 +258,9 @@ def load_audio(path: str | Path, *, sr: int, ffmpeg_exe: str | None = None) -> n
     path : str or Path
         The audio file.
     sr : int
-        Output sample rate in Hz (resampled with soxr when it differs).
+        Output sample rate in Hz.
     ffmpeg_exe : str or None
-        ffmpeg for the fallback; the bundled binary by default.
+        The ffmpeg binary; the bundled one by default.
 
     Returns
     -------
@@ -285,14 +274,16 @@ def load_audio(path: str | Path, *, sr: int, ffmpeg_exe: str | None = None) -> n
     """
     path = Path(path)
     _precheck(path)
-    header = _open_header(path, ffmpeg_exe)
-    blocks = [b.mean(axis=1, dtype=np.float32) for b in _iter_blocks(path, header, ffmpeg_exe)]
-    if not blocks:
-        raise AudioFileError(path, "no audio could be decoded")
-    mono = np.concatenate(blocks)
-    _check_duration(path, len(mono) / header.sample_rate, header)
-    if sr != header.sample_rate:
-        mono = soxr.resample(mono, header.sample_rate, sr, quality="HQ").astype(np.float32)
+    exe = ffmpeg_exe or _default_ffmpeg()
+    cmd = [exe, "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
+           "-af", f"aresample=out_chlayout=mono:rematrix_maxval=1:out_sample_rate={sr}:resampler=soxr", "-f", "f32le", "pipe:1"]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    err = proc.stderr.decode("utf-8", "replace")
+    header = _parse_header(path, err.splitlines())
+    if proc.returncode != 0 or header is None:
+        raise AudioFileError(path, "not a decodable audio file (ffmpeg: " + _ffmpeg_reason(err) + ")")
+    mono = np.frombuffer(proc.stdout[: len(proc.stdout) // 4 * 4], dtype="<f4").copy()
+    _check_duration(path, len(mono) / sr, header)
     return mono
 
 
@@ -306,6 +297,161 @@ def _check_duration(path: Path, decoded: float, header: _Header) -> None:
             raise AudioFileError(
                 path, f"truncated: the header says {header.duration:.1f} s but only "
                 f"{decoded:.1f} s could be decoded")
+
+
+@dataclass
+class _Decoded:
+    """Everything one ffmpeg run yields for :func:`analyze_file`."""
+
+    header: _Header
+    duration: float  # seconds, from the decoded sample count
+    excerpt: np.ndarray  # mono float32 at ANALYSIS_SR, the middle EXCERPT_SECONDS
+    rms: float  # RMS of the mono mix at ANALYSIS_SR over the whole file, full scale = 1
+    centroid_hz: float | None
+    lufs: float | None
+    true_peak_db: float | None
+
+
+_CENTROID_FRAME = 2048
+
+
+class _CentroidReader(threading.Thread):
+    """Accumulates the power spectrum of the native-rate 2048-frame snapshots ffmpeg writes to a second pipe."""
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.power_sum = 0.0
+        self.weighted = np.zeros(_CENTROID_FRAME // 2 + 1)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        window = np.hanning(_CENTROID_FRAME).astype(np.float32)
+        frame_bytes = 4 * _CENTROID_FRAME
+        try:
+            with os.fdopen(self.fd, "rb") as fh:
+                while True:
+                    data = _read_exactly(fh, 64 * frame_bytes)
+                    usable = len(data) - len(data) % frame_bytes
+                    if usable:
+                        x = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, _CENTROID_FRAME)
+                        power = np.abs(np.fft.rfft(x * window, axis=1)) ** 2
+                        self.weighted += power.sum(axis=0)
+                    if len(data) < 64 * frame_bytes:
+                        break
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            self.error = exc
+
+    def centroid(self, sr: int) -> float | None:
+        total = float(self.weighted.sum())
+        if total <= 0:
+            return None
+        freqs = np.fft.rfftfreq(_CENTROID_FRAME, 1.0 / sr)
+        return float(self.weighted @ freqs / total)
+
+
+def _excerpt_window(duration: float | None) -> tuple[int, int]:
+    """Sample range (at ANALYSIS_SR) of the middle EXCERPT_SECONDS; the start when the length is unknown."""
+    if duration and duration > EXCERPT_SECONDS:
+        lo = int((duration - EXCERPT_SECONDS) / 2 * ANALYSIS_SR)
+    else:
+        lo = 0
+    return lo, lo + int(EXCERPT_SECONDS * ANALYSIS_SR)
+
+
+def _decode_for_analysis(path: Path, exe: str) -> _Decoded:
+    """Run ONE ffmpeg process that decodes the file once and measures it.
+
+    Filter graph (first audio stream, ``asplit`` into three branches):
+
+    1. ``ebur128=peak=...`` -> null sink: integrated loudness (BS.1770-4) and
+       peak, printed in ffmpeg's summary on stderr;
+    2. mono mix, ``aresample`` to ``ANALYSIS_SR`` -> stdout as f32: the whole song, streamed; we keep the
+       middle excerpt for tempo/key and the sum of squares for RMS, and the
+       sample count is the decoded duration;
+    3. mono mix cut into 2048-frame chunks, one in ``~sr/4096`` kept (about two
+       per second) -> an inherited pipe fd as f32: native-rate snapshots for the spectral centroid.
+
+    ffmpeg's stderr is a pipe read by a thread, so nothing reaches our fd 2.
+    """
+    peak_mode = _EBUR128_PEAK
+    graph = (
+        "[0:a:0]asplit=3[l][m][c];"
+        f"[l]ebur128=peak={peak_mode}:framelog=quiet,anullsink;"
+        f"[m]aresample=out_chlayout=mono:rematrix_maxval=1:out_sample_rate={ANALYSIS_SR}[mo];"
+        f"[c]aresample=out_chlayout=mono:rematrix_maxval=1,asetnsamples=n={_CENTROID_FRAME}:p=0,"
+        "aselect='not(mod(n\\,max(1\\,floor(sample_rate/4096))))'[co]"
+    )
+    read_fd, write_fd = os.pipe()
+    cmd = [exe, "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-filter_complex", graph,
+           "-map", "[mo]", "-f", "f32le", "pipe:1", "-map", "[co]", "-f", "f32le", f"pipe:{write_fd}"]
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, pass_fds=(write_fd,))
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise AudioFileError(path, f"cannot run ffmpeg ({exc})") from exc
+    # Parent side: only ffmpeg may hold the write end, so EOF arrives when it exits.
+    os.close(write_fd)
+    err_reader = _StderrReader(proc.stderr)
+    cen_reader = _CentroidReader(read_fd)
+    err_reader.start()
+    cen_reader.start()
+    try:
+        assert proc.stdout is not None
+        header: _Header | None = None
+        ex_lo = ex_hi = 0
+        pieces: list[np.ndarray] = []
+        sum_sq = 0.0
+        pos = 0
+        chunk_bytes = 4 * (1 << 16)
+        while True:
+            data = _read_exactly(proc.stdout, chunk_bytes)
+            if data and header is None:
+                # The input summary precedes any decoded sample; wait for the
+                # thread to have read it, then place the excerpt window.
+                err_reader.header_ready.wait(timeout=60)
+                header = _parse_header(path, list(err_reader.lines))
+                ex_lo, ex_hi = _excerpt_window(header.duration if header else None)
+            if len(data) >= 4:
+                y = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
+                sum_sq += float(np.dot(y, y))
+                lo, hi = max(ex_lo, pos), min(ex_hi, pos + len(y))
+                if lo < hi:
+                    pieces.append(y[lo - pos: hi - pos])
+                pos += len(y)
+            if len(data) < chunk_bytes:
+                break
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err_reader.join(timeout=10)
+        cen_reader.join(timeout=10)
+    stderr = err_reader.text
+    header = _parse_header(path, err_reader.lines)
+    if header is None:
+        raise AudioFileError(path, "not a decodable audio file (ffmpeg: " + _ffmpeg_reason(stderr) + ")")
+    if returncode != 0:
+        raise AudioFileError(path, "ffmpeg could not decode it: " + _ffmpeg_reason(stderr))
+    duration = pos / ANALYSIS_SR
+    _check_duration(path, duration, header)
+    if cen_reader.error is not None:
+        raise AudioFileError(path, f"analysis failed while reading ffmpeg's output ({cen_reader.error})")
+    lufs = _summary_value(stderr, "I")
+    peak = _summary_value(stderr, "Peak")
+    return _Decoded(
+        header=header,
+        duration=duration,
+        excerpt=np.concatenate(pieces) if pieces else np.zeros(0, np.float32),
+        rms=float(np.sqrt(sum_sq / pos)) if pos else 0.0,
+        centroid_hz=cen_reader.centroid(header.sample_rate),
+        # ebur128 prints -70.0 LUFS (the absolute gate) for silence: no loudness.
+        lufs=lufs if lufs is not None and lufs > -70.0 else None,
+        true_peak_db=peak,
+    )
 
 
 # --------------------------------------------------------------------------- loudness
@@ -764,39 +910,27 @@ def tempo_category(bpm: float | None) -> str | None:
     return "mid"
 
 
-def _spectral_centroid(frames: list[np.ndarray], sr: int) -> float | None:
-    """Energy-weighted mean spectral centroid (Hz) over sampled 2048-frame windows."""
-    if not frames:
-        return None
-    x = np.stack(frames) * np.hanning(2048).astype(np.float32)
-    power = np.abs(np.fft.rfft(x, axis=1)) ** 2
-    total = power.sum()
-    if total <= 0:
-        return None
-    freqs = np.fft.rfftfreq(2048, 1.0 / sr)
-    return float((power @ freqs).sum() / total)
-
-
 # --------------------------------------------------------------------------- one file
 
 
 def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFeatures:
-    """Analyse one audio file.
+    """Analyse one audio file with one ffmpeg run plus tempo/key in numpy.
 
     Parameters
     ----------
     path : str or Path
         The audio file (any of ``SUPPORTED_EXTENSIONS``, any case).
     ffmpeg_exe : str or None
-        ffmpeg for formats libsndfile cannot read; the bundled binary by default.
+        The ffmpeg binary; the bundled one (:func:`lofi_pipeline.core.ffmpeg.find_ffmpeg`) by default.
 
     Returns
     -------
     AudioFeatures
         Duration (s, from the decoded samples), BPM + confidence, key +
-        confidence + Camelot, loudness (LUFS), true peak (dBTP), RMS energy
-        (linear, full scale = 1), spectral centroid (Hz), categories, content
-        hash, native sample rate, channels and ``ANALYZER_VERSION``.
+        confidence + Camelot, loudness (LUFS, ffmpeg ebur128), true peak
+        (dBTP, ebur128), RMS energy of the mono mix (linear, full scale = 1),
+        spectral centroid (Hz), categories, content hash, native sample rate,
+        channels and ``ANALYZER_VERSION``.
 
     Raises
     ------
@@ -808,66 +942,27 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFea
     path = Path(path)
     _precheck(path)
     digest = content_hash(path)
-    header = _open_header(path, ffmpeg_exe)
-    sr = header.sample_rate
-    total = header.duration
-    # Excerpt window (native frames) for tempo/key: the middle EXCERPT_SECONDS.
-    if total and total > EXCERPT_SECONDS:
-        ex_lo = int((total - EXCERPT_SECONDS) / 2 * sr)
-    else:
-        ex_lo = 0
-    ex_hi = ex_lo + int(EXCERPT_SECONDS * sr)
-
-    mix = np.full(header.channels, 1.0 / header.channels, np.float32)
-    meter = _LoudnessMeter(sr, header.channels)
-    peak = _TruePeak()
-    excerpt: list[np.ndarray] = []
-    centroid_frames: list[np.ndarray] = []
-    centroid_every = max(2048, sr // 2)  # one window per half second of excerpt
-    sum_sq = 0.0
-    pos = 0
-    for block in _iter_blocks(path, header, ffmpeg_exe):
-        n = len(block)
-        meter.add(block)
-        peak.add(block)
-        # A matrix-vector product is several times faster than .mean(axis=1) here.
-        mono = block @ mix if header.channels > 1 else block[:, 0]
-        sum_sq += float(np.dot(mono, mono))
-        lo, hi = max(ex_lo, pos), min(ex_hi, pos + n)
-        if lo < hi:
-            part = mono[lo - pos: hi - pos]
-            excerpt.append(part.copy())
-            for start in range(0, len(part) - 2048, centroid_every):
-                centroid_frames.append(part[start: start + 2048].copy())
-        pos += n
-    duration = pos / sr
-    _check_duration(path, duration, header)
-
-    y = np.concatenate(excerpt) if excerpt else np.zeros(0, np.float32)
-    y_a = soxr.resample(y, sr, ANALYSIS_SR, quality="MQ").astype(np.float32) if len(y) else y
-    bpm, bpm_conf = estimate_tempo(y_a, ANALYSIS_SR)
-    key, key_conf = estimate_key(y_a, ANALYSIS_SR)
-    rms = float(np.sqrt(sum_sq / pos)) if pos else 0.0
-    rms_db = 20 * np.log10(rms) if rms > 0 else None
-    lufs = meter.integrated()
-    tp = peak.db()
+    dec = _decode_for_analysis(path, ffmpeg_exe or _default_ffmpeg())
+    bpm, bpm_conf = estimate_tempo(dec.excerpt, ANALYSIS_SR)
+    key, key_conf = estimate_key(dec.excerpt, ANALYSIS_SR)
+    rms_db = 20 * np.log10(dec.rms) if dec.rms > 0 else None
     return AudioFeatures(
         path=str(path),
-        duration_seconds=round(duration, 3),
+        duration_seconds=round(dec.duration, 3),
         bpm=bpm,
         bpm_confidence=bpm_conf,
         key=key,
         key_confidence=key_conf if key else None,
         camelot=camelot_code(key) if key else None,
-        loudness_lufs=round(lufs, 2) if lufs is not None else None,
-        true_peak_db=round(tp, 2) if tp is not None else None,
+        loudness_lufs=round(dec.lufs, 2) if dec.lufs is not None else None,
+        true_peak_db=round(dec.true_peak_db, 2) if dec.true_peak_db is not None else None,
         content_hash=digest,
-        rms_energy=round(rms, 5),
-        spectral_centroid_hz=(round(c, 1) if (c := _spectral_centroid(centroid_frames, sr)) else None),
+        rms_energy=round(dec.rms, 5),
+        spectral_centroid_hz=round(dec.centroid_hz, 1) if dec.centroid_hz else None,
         energy_level=energy_level(rms_db),
         tempo_category=tempo_category(bpm),
-        sample_rate=sr,
-        channels=header.channels,
+        sample_rate=dec.header.sample_rate,
+        channels=dec.header.channels,
         analyzer_version=ANALYZER_VERSION,
     )
 

@@ -199,3 +199,26 @@ def normalize_tag(tag: str) -> str | None:
         if len(found) == 1:
             return found[0]
     return None
+
+
+def split_tag_filters(tags: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Sort user-typed ``--tag`` values into (vibe tags, mood keywords), canonical names.
+
+    Raises
+    ------
+    ConfigError
+        For a tag outside the vocabulary, listing a few known ones.
+    """
+    from lofi_pipeline.core.errors import ConfigError
+
+    vibe, mood = [], []
+    for raw in tags:
+        tag = normalize_tag(raw)
+        if tag in VIBE_TAGS:
+            vibe.append(tag)
+        elif tag in MOOD_KEYWORDS:
+            mood.append(tag)
+        else:
+            known = ", ".join(list(VIBE_TAGS)[:6] + list(MOOD_KEYWORDS)[:4])
+            raise ConfigError(f"--tag '{raw}': not a known vibe tag or mood keyword (e.g. {known})")
+    return tuple(vibe), tuple(mood)

@@ -354,6 +354,7 @@ class QueryConfig(dg.Config):
     key: str = ""
     arc: int = 0
     unused_only: bool = False
+    tags: list[str] = []  # vibe tags or mood keywords a song must carry
 
 
 @dg.asset(partitions_def=track_partitions, group_name="planning", deps=[track_plans, song_embeddings],
@@ -363,6 +364,7 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
     """Top-k library songs per prompt, with every score component stored."""
     from lofi_pipeline.core.embedding import MODEL_NAME
     from lofi_pipeline.core.matching import MatchWeights, QueryFilters, prompt_query_text, query_track
+    from lofi_pipeline.core.tags import split_tag_filters
 
     n = _track(context)
     lib = library.library()
@@ -372,8 +374,10 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
     songs, matrix = load_song_matrix(library, MODEL_NAME)
     texts = [prompt_query_text(plan, p) for p in plan.prompts]
     pvecs = embedder.embedder().encode(texts) if texts else np.zeros((0, EMBEDDING_DIM), np.float32)
+    vibe, mood = split_tag_filters(config.tags)
     filters = QueryFilters(bpm_min=config.bpm_min or None, bpm_max=config.bpm_max or None,
-                           key=config.key or None, arc=config.arc or None, unused_only=config.unused_only)
+                           key=config.key or None, arc=config.arc or None, unused_only=config.unused_only,
+                           vibe_tags=vibe, mood_keywords=mood)
     include_same = config.include_same_track or matching.include_same_track
     matches = query_track(plan, pvecs, songs, matrix,
                           weights=MatchWeights.from_mapping(matching.weights),

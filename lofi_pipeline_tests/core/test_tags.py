@@ -58,3 +58,15 @@ def test_normalize_tag_for_filters():
     assert normalize_tag("Vinyl") == "vinyl crackle"
     assert normalize_tag("nostalgia") == "nostalgic"
     assert normalize_tag("polka") is None
+
+
+def test_split_tag_filters_sorts_and_rejects():
+    import pytest
+
+    from lofi_pipeline.core.errors import ConfigError
+    from lofi_pipeline.core.tags import split_tag_filters
+
+    vibe, mood = split_tag_filters(["E-Piano", "nostalgia"])
+    assert vibe == ("rhodes",) and mood == ("nostalgic",)
+    with pytest.raises(ConfigError, match="zither-core"):
+        split_tag_filters(["zither-core"])
