@@ -464,8 +464,8 @@ def ui() -> None:
     from lofi_pipeline.runner import prepare_instance
 
     s = _settings()
-    prepare_instance(s)
-    os.chdir(Path(__file__).resolve().parent.parent)
+    prepare_instance(s)  # sets DAGSTER_HOME for the child; LOFI_HOME is inherited
+    os.environ["LOFI_HOME"] = str(s.home)
     os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-m", "lofi_pipeline.definitions"])
 
 

@@ -1,12 +1,13 @@
 """Audio analysis: decoding, duration, tempo, key, loudness and character.
 
-Design in one paragraph: a file is decoded once, at its native rate, as a
-stream of blocks (soundfile/libsndfile for wav, flac, ogg and mp3; the bundled
-ffmpeg through a pipe for m4a/aac and anything libsndfile refuses). Every block
-feeds the BS.1770 loudness meter, the true-peak tracker and the RMS sum at the
-native rate; only a centred excerpt of at most ``EXCERPT_SECONDS`` is mixed to
-mono and resampled (soxr) to ``ANALYSIS_SR`` = 11025 Hz for tempo and key, so a
-2-hour file needs no more memory than a 3-minute one. Duration comes from the
+Design in one paragraph: ONE ffmpeg process per file (the bundled binary)
+decodes the first audio stream, runs it through ``ebur128`` (integrated
+loudness, ITU-R BS.1770-4, printed in its stderr summary) and pipes native-rate
+f32 to us; while ffmpeg decodes, this process finds true-peak candidates, sums
+the RMS of the mono mix, takes centroid snapshots and keeps the middle
+``EXCERPT_SECONDS`` as mono, resampled (soxr) to ``ANALYSIS_SR`` = 11025 Hz for
+tempo and key. Memory does not grow with the file. ffmpeg's stderr is piped,
+so nothing (e.g. libmpg123's chatter) reaches our fd 2. Duration comes from the
 decoded sample count and is checked against the container header.
 
 Conventions: durations in seconds, tempo in BPM (quarter notes per minute),
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 from scipy import ndimage, signal
 
 from lofi_pipeline.core.errors import AudioFileError
@@ -50,7 +52,7 @@ enough for a stable estimate, and it bounds time and memory on long files."""
 
 _BLOCK_FRAMES = 1 << 16  # frames per block for the in-memory loudness meter
 
-_EBUR128_PEAK = "true"
+_EBUR128_PEAK = "none"
 
 # Thresholds for the seed schema's categories (documented in notes/audio.md).
 ENERGY_LOW_BELOW_DBFS = -20.0
@@ -233,18 +235,6 @@ class _StderrReader(threading.Thread):
         return "\n".join(self.lines)
 
 
-def _read_exactly(stream, n: int) -> bytes:
-    """Read up to ``n`` bytes, fewer only at end of stream (pipes return short reads)."""
-    parts, got = [], 0
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
 def load_audio(path: str | Path, *, sr: int, ffmpeg_exe: str | None = None) -> np.ndarray:
     """Decode a whole file to mono float32 at ``sr`` Hz with ffmpeg.
 
@@ -315,143 +305,127 @@ class _Decoded:
 _CENTROID_FRAME = 2048
 
 
-class _CentroidReader(threading.Thread):
-    """Accumulates the power spectrum of the native-rate 2048-frame snapshots ffmpeg writes to a second pipe."""
-
-    def __init__(self, fd: int):
-        super().__init__(daemon=True)
-        self.fd = fd
-        self.power_sum = 0.0
-        self.weighted = np.zeros(_CENTROID_FRAME // 2 + 1)
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        window = np.hanning(_CENTROID_FRAME).astype(np.float32)
-        frame_bytes = 4 * _CENTROID_FRAME
-        try:
-            with os.fdopen(self.fd, "rb") as fh:
-                while True:
-                    data = _read_exactly(fh, 64 * frame_bytes)
-                    usable = len(data) - len(data) % frame_bytes
-                    if usable:
-                        x = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, _CENTROID_FRAME)
-                        power = np.abs(np.fft.rfft(x * window, axis=1)) ** 2
-                        self.weighted += power.sum(axis=0)
-                    if len(data) < 64 * frame_bytes:
-                        break
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller
-            self.error = exc
-
-    def centroid(self, sr: int) -> float | None:
-        total = float(self.weighted.sum())
-        if total <= 0:
-            return None
-        freqs = np.fft.rfftfreq(_CENTROID_FRAME, 1.0 / sr)
-        return float(self.weighted @ freqs / total)
-
-
-def _excerpt_window(duration: float | None) -> tuple[int, int]:
-    """Sample range (at ANALYSIS_SR) of the middle EXCERPT_SECONDS; the start when the length is unknown."""
+def _excerpt_window(duration: float | None, sr: int) -> tuple[int, int]:
+    """Frame range (at ``sr``) of the middle EXCERPT_SECONDS; the start when the length is unknown."""
     if duration and duration > EXCERPT_SECONDS:
-        lo = int((duration - EXCERPT_SECONDS) / 2 * ANALYSIS_SR)
+        lo = int((duration - EXCERPT_SECONDS) / 2 * sr)
     else:
         lo = 0
-    return lo, lo + int(EXCERPT_SECONDS * ANALYSIS_SR)
+    return lo, lo + int(EXCERPT_SECONDS * sr)
 
 
 def _decode_for_analysis(path: Path, exe: str) -> _Decoded:
-    """Run ONE ffmpeg process that decodes the file once and measures it.
+    """Decode the file once with ONE ffmpeg process that also measures its loudness.
 
-    Filter graph (first audio stream, ``asplit`` into three branches):
-
-    1. ``ebur128=peak=...`` -> null sink: integrated loudness (BS.1770-4) and
-       peak, printed in ffmpeg's summary on stderr;
-    2. mono mix, ``aresample`` to ``ANALYSIS_SR`` -> stdout as f32: the whole song, streamed; we keep the
-       middle excerpt for tempo/key and the sum of squares for RMS, and the
-       sample count is the decoded duration;
-    3. mono mix cut into 2048-frame chunks, one in ``~sr/4096`` kept (about two
-       per second) -> an inherited pipe fd as f32: native-rate snapshots for the spectral centroid.
-
-    ffmpeg's stderr is a pipe read by a thread, so nothing reaches our fd 2.
+    ffmpeg decodes the first audio stream, runs it through ``ebur128`` (which
+    passes the audio on unchanged and prints integrated loudness in its
+    summary on stderr) and pipes native-rate interleaved f32 to us. While it
+    decodes the next block, this process does the per-block work: the
+    true-peak candidate search, the RMS sum of the mono mix, the centroid
+    snapshots and the middle excerpt. ffmpeg's stderr is a pipe drained by a
+    thread, so nothing reaches our fd 2; its mp3 decoder is its own (no
+    libmpg123 chatter).
     """
-    peak_mode = _EBUR128_PEAK
-    graph = (
-        "[0:a:0]asplit=3[l][m][c];"
-        f"[l]ebur128=peak={peak_mode}:framelog=quiet,anullsink;"
-        f"[m]aresample=out_chlayout=mono:rematrix_maxval=1:out_sample_rate={ANALYSIS_SR}[mo];"
-        f"[c]aresample=out_chlayout=mono:rematrix_maxval=1,asetnsamples=n={_CENTROID_FRAME}:p=0,"
-        "aselect='not(mod(n\\,max(1\\,floor(sample_rate/4096))))'[co]"
-    )
-    read_fd, write_fd = os.pipe()
-    cmd = [exe, "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-filter_complex", graph,
-           "-map", "[mo]", "-f", "f32le", "pipe:1", "-map", "[co]", "-f", "f32le", f"pipe:{write_fd}"]
+    cmd = [exe, "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
+           "-af", f"ebur128=peak={_EBUR128_PEAK}:framelog=quiet", "-f", "f32le", "pipe:1"]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, pass_fds=(write_fd,))
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
         raise AudioFileError(path, f"cannot run ffmpeg ({exc})") from exc
-    # Parent side: only ffmpeg may hold the write end, so EOF arrives when it exits.
-    os.close(write_fd)
     err_reader = _StderrReader(proc.stderr)
-    cen_reader = _CentroidReader(read_fd)
     err_reader.start()
-    cen_reader.start()
+    header: _Header | None = None
+    peak = _TruePeak()
+    excerpt: list[np.ndarray] = []
+    centroid_frames: list[np.ndarray] = []
+    sum_sq = 0.0
+    pos = 0
     try:
         assert proc.stdout is not None
-        header: _Header | None = None
-        ex_lo = ex_hi = 0
-        pieces: list[np.ndarray] = []
-        sum_sq = 0.0
-        pos = 0
-        chunk_bytes = 4 * (1 << 16)
-        while True:
-            data = _read_exactly(proc.stdout, chunk_bytes)
-            if data and header is None:
-                # The input summary precedes any decoded sample; wait for the
-                # thread to have read it, then place the excerpt window.
-                err_reader.header_ready.wait(timeout=60)
-                header = _parse_header(path, list(err_reader.lines))
-                ex_lo, ex_hi = _excerpt_window(header.duration if header else None)
-            if len(data) >= 4:
-                y = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
-                sum_sq += float(np.dot(y, y))
-                lo, hi = max(ex_lo, pos), min(ex_hi, pos + len(y))
-                if lo < hi:
-                    pieces.append(y[lo - pos: hi - pos])
-                pos += len(y)
-            if len(data) < chunk_bytes:
-                break
+        # The input summary precedes any decoded sample: once ffmpeg has sent
+        # audio, the reader thread has (or will shortly have) the header.
+        first = proc.stdout.peek(1) if hasattr(proc.stdout, "peek") else b""
+        if first:
+            err_reader.header_ready.wait(timeout=60)
+            header = _parse_header(path, list(err_reader.lines))
+        if header is not None:
+            ch, sr = header.channels, header.sample_rate
+            frame_bytes = 4 * ch
+            ex_lo, ex_hi = _excerpt_window(header.duration, sr)
+            mix = np.full(ch, 1.0 / ch, np.float32)
+            centroid_every = max(_CENTROID_FRAME, sr // 2)  # one window per half second of excerpt
+            # Read straight into a reused float32 buffer (no bytes copies).
+            buf = np.empty(_BLOCK_FRAMES * ch, np.float32)
+            raw = memoryview(buf).cast("B")
+            filled = 0
+            while True:
+                got = proc.stdout.readinto(raw[filled:])
+                filled += got or 0
+                if got and filled < len(raw):
+                    continue
+                frames = filled // frame_bytes
+                if frames:
+                    block = buf[: frames * ch].reshape(-1, ch)
+                    n = len(block)
+                    peak.add(block)
+                    # A matrix-vector product is several times faster than .mean(axis=1).
+                    mono = block @ mix if ch > 1 else block[:, 0].copy()
+                    sum_sq += float(np.dot(mono, mono))
+                    lo, hi = max(ex_lo, pos), min(ex_hi, pos + n)
+                    if lo < hi:
+                        part = mono[lo - pos: hi - pos]
+                        excerpt.append(part)
+                        for start in range(0, len(part) - _CENTROID_FRAME, centroid_every):
+                            centroid_frames.append(part[start: start + _CENTROID_FRAME])
+                    pos += n
+                    rest = filled - frames * frame_bytes
+                    raw[:rest] = raw[frames * frame_bytes: filled]
+                    filled = rest
+                if not got:
+                    break
+        else:
+            proc.stdout.read()
         returncode = proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         err_reader.join(timeout=10)
-        cen_reader.join(timeout=10)
     stderr = err_reader.text
-    header = _parse_header(path, err_reader.lines)
+    header = header or _parse_header(path, err_reader.lines)
     if header is None:
         raise AudioFileError(path, "not a decodable audio file (ffmpeg: " + _ffmpeg_reason(stderr) + ")")
     if returncode != 0:
         raise AudioFileError(path, "ffmpeg could not decode it: " + _ffmpeg_reason(stderr))
-    duration = pos / ANALYSIS_SR
+    duration = pos / header.sample_rate
     _check_duration(path, duration, header)
-    if cen_reader.error is not None:
-        raise AudioFileError(path, f"analysis failed while reading ffmpeg's output ({cen_reader.error})")
     lufs = _summary_value(stderr, "I")
-    peak = _summary_value(stderr, "Peak")
+    y = np.concatenate(excerpt) if excerpt else np.zeros(0, np.float32)
+    if len(y) and header.sample_rate != ANALYSIS_SR:
+        y = soxr.resample(y, header.sample_rate, ANALYSIS_SR, quality="MQ").astype(np.float32)
     return _Decoded(
         header=header,
         duration=duration,
-        excerpt=np.concatenate(pieces) if pieces else np.zeros(0, np.float32),
+        excerpt=y,
         rms=float(np.sqrt(sum_sq / pos)) if pos else 0.0,
-        centroid_hz=cen_reader.centroid(header.sample_rate),
+        centroid_hz=_spectral_centroid(centroid_frames, header.sample_rate),
         # ebur128 prints -70.0 LUFS (the absolute gate) for silence: no loudness.
         lufs=lufs if lufs is not None and lufs > -70.0 else None,
-        true_peak_db=peak,
+        true_peak_db=peak.db(),
     )
+
+
+def _spectral_centroid(frames: list[np.ndarray], sr: int) -> float | None:
+    """Energy-weighted mean spectral centroid (Hz) over sampled 2048-frame windows."""
+    if not frames:
+        return None
+    x = np.stack(frames) * np.hanning(_CENTROID_FRAME).astype(np.float32)
+    power = np.abs(np.fft.rfft(x, axis=1)) ** 2
+    total = power.sum()
+    if total <= 0:
+        return None
+    freqs = np.fft.rfftfreq(_CENTROID_FRAME, 1.0 / sr)
+    return float((power @ freqs).sum() / total)
 
 
 # --------------------------------------------------------------------------- loudness
@@ -653,12 +627,17 @@ def _onset_envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     """
     n_fft, hop = 512, 128
     mag = _stft_mag(y, n_fft, hop)
-    logm = np.log1p(100.0 * mag)
-    flux = np.maximum(0.0, np.diff(logm, axis=0))
+    mag *= 100.0
+    logm = np.log1p(mag, out=mag)  # float32, in place
+    flux = np.diff(logm, axis=0)
+    np.maximum(flux, 0.0, out=flux)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    bands = ((30, 180, 1.0), (180, 1800, 1.0), (1800, sr / 2, 0.25))
     env = np.zeros(len(flux), np.float32)
-    for lo, hi, weight in ((30, 180, 1.0), (180, 1800, 1.0), (1800, sr / 2, 0.25)):
-        band = flux[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
+    for lo, hi, weight in bands:
+        # Bands are contiguous bins: sum a column slice (a view, no copy).
+        i0, i1 = np.searchsorted(freqs, lo), np.searchsorted(freqs, hi)
+        band = flux[:, i0:i1].sum(axis=1, dtype=np.float64)
         # Remove the slowly varying part (sustained notes, noise floor).
         band = band - ndimage.uniform_filter1d(band, size=int(sr / hop))
         band = np.maximum(band, 0.0)

@@ -292,3 +292,49 @@ def test_analyze_files_continues_past_bad_files(tmp_path, short_song):
     assert results[2].error and "text" in results[2].error
     assert results[1].error is None and _within(results[1].bpm, 96.0)
     assert results[1].content_hash == content_hash(good)
+
+
+# ----------------------------------------------------------------- ffmpeg analysis path
+
+
+def test_analyzing_an_mp3_writes_nothing_to_fd2(tmp_path, short_song):
+    # libmpg123 (inside libsndfile) prints "part2_3_length ... too large" on
+    # our mp3s straight to fd 2; the analyzer must keep the terminal clean.
+    path = write_audio(np.stack([short_song, short_song], axis=1), 22050, tmp_path / "noisy.mp3")
+    sink = tmp_path / "fd2.txt"
+    saved = os.dup(2)
+    with open(sink, "wb") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            f = audio.analyze_file(path)
+            audio.load_audio(path, sr=SR)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    assert f.error is None and f.loudness_lufs is not None
+    assert sink.read_bytes() == b""
+
+
+def test_analyze_file_loudness_matches_pyloudnorm(tmp_path):
+    import pyloudnorm
+
+    sr = 44100
+    y = synthesize_song(bpm=90, key="D major", seconds=20, sr=sr, seed=41, noise_db=-30)
+    stereo = np.stack([y, 0.6 * y + 0.1 * np.roll(y, 500)], axis=1)
+    stereo[: 5 * sr] *= 0.01  # a quiet intro, so both gates matter
+    path = write_audio(stereo.astype(np.float32), sr, tmp_path / "song.flac")
+    decoded, _ = sf.read(path, dtype="float64")
+    reference = pyloudnorm.Meter(sr).integrated_loudness(decoded)
+    f = audio.analyze_file(path)
+    assert f.loudness_lufs == pytest.approx(reference, abs=0.5)
+
+
+def test_analyze_file_reads_a_minus_20_dbfs_sine_at_minus_23_lufs(tmp_path):
+    sr = 48000
+    t = np.arange(10 * sr) / sr
+    sine = (0.1 * np.sin(2 * np.pi * 997.0 * t)).astype(np.float32)  # -20 dBFS, one channel
+    path = write_audio(sine, sr, tmp_path / "sine.wav")
+    f = audio.analyze_file(path)
+    assert f.loudness_lufs == pytest.approx(-23.0, abs=0.15)
+    assert f.true_peak_db == pytest.approx(-20.0, abs=0.1)
+    assert f.channels == 1 and f.sample_rate == sr

@@ -72,7 +72,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_webserver_graphql_lists_assets_and_jobs(lofi_home):
+def test_webserver_graphql_lists_assets_jobs_and_cli_runs(lofi_home):
+    from lofi_pipeline.runner import run_job
+
+    cli_run = run_job(lofi_home, "embed_job")  # what `lofi embed` launches
     port = _free_port()
     dh = Path(lofi_home.dagster_home)
     dh.mkdir(parents=True, exist_ok=True)
@@ -100,6 +103,10 @@ def test_webserver_graphql_lists_assets_and_jobs(lofi_home):
         assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
         assert set(STAGES) <= assets
         assert {"import_job", "plan_job", "post_render_job"} <= {j["name"] for j in data["jobs"]}
+        runs = httpx.post(url, json={"query": "{ runsOrError { ... on Runs { results { runId jobName status } } } }"},
+                          timeout=30).json()["data"]["runsOrError"]["results"]
+        mine = [r for r in runs if r["runId"] == cli_run.run_id]
+        assert mine and mine[0]["jobName"] == "embed_job" and mine[0]["status"] == "SUCCESS"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
