@@ -305,7 +305,7 @@ def gaps(track: TrackOpt) -> None:
         table.add_row(str(p["arc_number"]), str(p["prompt_number"]),
                       f"[{colors.get(p['status'], 'white')}]{p['status']}[/]",
                       f"{p['best_similarity']:.2f}" if p.get("best_similarity") is not None else "—",
-                      str(p.get("songs_needed", "")), p["text"][:60])
+                      str(p.get("songs_needed", "")), (p.get("core_text") or p["text"])[:60])
     out.print(table)
     totals = {k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     out.print(", ".join(f"{k}: {v}" for k, v in totals.items()))

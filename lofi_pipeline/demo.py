@@ -66,7 +66,7 @@ def build_demo_library(settings: Settings, *, say: Callable[[str], None] = print
     from lofi_pipeline.core.notion import parse_track_markdown
     from lofi_pipeline.core.synth import synthesize_song, write_audio
 
-    export = settings.home / "notion_export"
+    export = settings.home / "data" / "notion_export"  # inside data/: runtime files, git-ignored
     export.mkdir(parents=True, exist_ok=True)
     ffmpeg = find_ffmpeg(settings.render.get("ffmpeg"))
     written: dict[int, Path] = {}

@@ -28,6 +28,17 @@ def test_reimport_changes_nothing(demo_home):
     after = lib.df("SELECT song_id, bpm, key, updated_at FROM songs ORDER BY song_id")
     assert before.equals(after)
     assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 101") == 10
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"every_prompted_song_has_embedding": True, "one_embedding_per_song_and_model": True}
+
+
+def test_selection_check_runs_with_the_query(demo_home):
+    settings, _ = demo_home
+    result = run_job(settings, "query_job", partition=NEW_TRACK)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"no_song_selected_twice": True}
+    gap_meta = asset_metadata(result, "gap_report")
+    assert "Gap report" in gap_meta["report"] and gap_meta["prompts"] == 12
 
 
 def test_bad_file_is_reported_and_the_rest_imported(demo_home, monkeypatch):

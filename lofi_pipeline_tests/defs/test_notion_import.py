@@ -66,3 +66,21 @@ def test_missing_token_is_explained(lofi_home, server, monkeypatch):
     monkeypatch.delenv("NOTION_TOKEN")
     result = runner.invoke(app, ["import", "--track", "13", "--page", PAGE_ID])
     assert result.exit_code == 1 and "NOTION_TOKEN" in result.output
+
+
+def test_import_all_under_a_parent_page(lofi_home, monkeypatch):
+    parent = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    p1, p2, other = ("12121212-1212-1212-1212-121212121212", "13131313-1313-1313-1313-131313131313",
+                     "77777777-7777-7777-7777-777777777777")
+    md = (PAGES / "track13_checkbox_numbered.md").read_text()
+    with NotionTestServer(pages={parent: "# Tracks\n", p1: md, p2: md, other: "# Ideas\n\nnothing"},
+                          titles={p1: "Track 12 — Dawn", p2: "TRACK 13 — Dusk", other: "Ideas"},
+                          parents={parent: [p1, p2, other]}, token=TOKEN) as srv:
+        (lofi_home.home / "lofi.yaml").write_text(f"notion:\n  base_url: {srv.base_url}\n")
+        monkeypatch.setenv("NOTION_TOKEN", TOKEN)
+        result = runner.invoke(app, ["import", "--all", "--parent", f"https://www.notion.so/{parent}"])
+        assert result.exit_code == 0, result.output
+        assert "2 track page(s) imported" in result.output and "Ideas" in result.output
+    lib = Library(lofi_home.duckdb_path)
+    assert lib.track_numbers() == [12, 13]
+    assert lib.load_plan(12).prompts
