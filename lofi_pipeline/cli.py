@@ -450,8 +450,14 @@ def demo(folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to 
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["LOFI_HOME"] = str(folder.resolve())
-    with _RunProgress("demo"):
-        summary = run_demo(_settings(), render=render_demo, say=lambda m: err.print(m))
+    with _RunProgress("demo") as progress:
+        def say(message: str) -> None:
+            if message.startswith("[progress]"):
+                progress(message, 20)
+            else:
+                err.print(message, markup=False, highlight=False)
+
+        summary = run_demo(_settings(), render=render_demo, say=say)
     table = Table("", "", title="lofi demo")
     for k, v in summary.items():
         table.add_row(k, str(v))

@@ -33,6 +33,9 @@ def test_errors_are_one_line_without_traceback(lofi_home):
     result = runner.invoke(app, ["import", "--track", "5", "--page", str(lofi_home.home / "missing.md")])
     assert result.exit_code == 1
     assert "missing.md" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["import", "--track", "101", "--page", str(demo_pages()[101]),
+                                 "--songs-dir", str(lofi_home.home / "no_such_folder")])
+    assert result.exit_code == 1 and "no_such_folder" in result.output
 
 
 def test_init_creates_settings_and_schema(lofi_home):

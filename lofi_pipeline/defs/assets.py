@@ -133,8 +133,10 @@ def audio_features(context: dg.AssetExecutionContext, config: SongFoldersConfig,
     n = _track(context)
     folders = [Path(f) for f in config.folders] or [library.track_dir(n) / "Songs"]
     files, warnings = catalog.list_audio_files(folders)
+    if warnings and config.folders:
+        raise LofiError("; ".join(warnings))  # a folder the user named must exist
     for w in warnings:
-        context.log.warning(w)
+        context.log.info(f"{w} (a new track has no songs yet)")
     lib = library.library()
     known = lib.known_files()
     versions = dict(lib.df("SELECT song_id, analyzer_version FROM songs").itertuples(index=False))
