@@ -325,7 +325,10 @@ def scaffold(track: TrackOpt,
         _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
     plan.track_number = track
     res = scaffold_track(Path(s.tracks_dir), plan, force=force)
-    out.print(f"Tracks/{track}: {res}")
+    made = ", ".join(Path(p).name for p in res.created) or "nothing new"
+    out.print(f"{res.track_dir}: README {res.readme}; created: {made}")
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
 
 
 @app.command()

@@ -88,7 +88,8 @@ def run_job(settings: Settings, job_name: str, *, partition: int | None = None,
         ensure_track_partition(instance, partition)
     result = job.execute_in_process(
         instance=instance, partition_key=str(partition) if partition is not None else None,
-        run_config=config, tags={"lofi/launched_by": "cli", **(tags or {})}, raise_on_error=False)
+        run_config=config, tags={"lofi/launched_by": "cli", "lofi/home": str(settings.home), **(tags or {})},
+        raise_on_error=False)
     if not result.success:
         raise LofiError(f"{job_name}{f' (track {partition})' if partition is not None else ''}: "
                         f"{_failure_message(result)} — run {result.run_id[:8]} in the Dagster UI has details")

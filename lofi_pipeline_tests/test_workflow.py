@@ -109,3 +109,16 @@ def test_query_filters(demo_home, monkeypatch, tmp_path):
     bad = runner.invoke(app, ["query", "--track", str(NEW_TRACK), "--tag", "zither-core"])
     assert bad.exit_code == 1 and "zither-core" in bad.output
     assert runner.invoke(app, ["query", "--track", str(NEW_TRACK)]).exit_code == 0
+
+
+def test_scaffold_keeps_an_edited_readme_unless_forced(demo_home, monkeypatch):
+    settings, _ = demo_home
+    monkeypatch.setenv("LOFI_HOME", str(settings.home))
+    readme = Path(settings.tracks_dir) / "101" / "README.md"
+    first = runner.invoke(app, ["scaffold", "--track", "101"])
+    assert first.exit_code == 0 and readme.exists()
+    readme.write_text(readme.read_text() + "\nmy own notes\n")
+    kept = runner.invoke(app, ["scaffold", "--track", "101"])
+    assert "README kept" in kept.output and "my own notes" in readme.read_text()
+    forced = runner.invoke(app, ["scaffold", "--track", "101", "--force"])
+    assert forced.exit_code == 0 and "my own notes" not in readme.read_text()

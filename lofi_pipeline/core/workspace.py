@@ -1,6 +1,6 @@
 """The track folder on disk: scaffold, duration table, prepare-render, and small file helpers.
 
-Layout (``root`` is the workspace folder that holds ``Tracks/``)::
+Layout (under the library's ``Tracks/`` folder, ``library.tracks_dir`` in lofi.yaml)::
 
     Tracks/{N}/
         README.md              written from the page; never overwritten once edited (unless force)
@@ -92,9 +92,9 @@ def _sha256_text(text: str) -> str:
 # ------------------------------------------------------------------- scaffold
 
 
-def track_dir_for(root: Path, track_number: int) -> Path:
-    """``root/Tracks/{N}``."""
-    return Path(root) / "Tracks" / str(int(track_number))
+def track_dir_for(tracks_dir: Path, track_number: int) -> Path:
+    """``{tracks_dir}/{N}``, where ``tracks_dir`` is the library's ``Tracks/`` folder."""
+    return Path(tracks_dir) / str(int(track_number))
 
 
 @dataclass
@@ -170,13 +170,13 @@ def render_readme(plan: TrackPlan) -> str:
     return "\n".join(out)
 
 
-def scaffold_track(root: Path, plan: TrackPlan, *, force: bool = False) -> ScaffoldResult:
-    """Create or refresh ``root/Tracks/{N}/`` for a parsed track page.
+def scaffold_track(tracks_dir: Path, plan: TrackPlan, *, force: bool = False) -> ScaffoldResult:
+    """Create or refresh ``{tracks_dir}/{N}/`` for a parsed track page.
 
     Parameters
     ----------
-    root : Path
-        Workspace folder holding ``Tracks/``.
+    tracks_dir : Path
+        The library's ``Tracks/`` folder (``library.tracks_dir`` in lofi.yaml).
     plan : TrackPlan
         The parsed page; its ``track_number`` names the folder.
     force : bool
@@ -194,7 +194,7 @@ def scaffold_track(root: Path, plan: TrackPlan, *, force: bool = False) -> Scaff
     """
     if plan.track_number is None:
         raise PageParseError(plan.source, "no track number on the page; cannot name the Tracks/{N} folder")
-    track_dir = track_dir_for(root, plan.track_number)
+    track_dir = track_dir_for(tracks_dir, plan.track_number)
     result = ScaffoldResult(track_dir=track_dir)
     for name in ("", *_SUBFOLDERS):
         d = track_dir / name if name else track_dir

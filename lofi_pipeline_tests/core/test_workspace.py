@@ -42,7 +42,7 @@ def make_plan(*, title: str = "Neon Rain Drive", description: str = "Three hours
 
 def test_scaffold_creates_folders_readme_and_metadata(tmp_path):
     res = scaffold_track(tmp_path, make_plan())
-    track = tmp_path / "Tracks" / "21"
+    track = tmp_path / "21"
     assert res.track_dir == track and res.readme == "created"
     for sub in ("Songs", "Rendered", "Video", "metadata"):
         assert (track / sub).is_dir()
@@ -58,7 +58,7 @@ def test_scaffold_creates_folders_readme_and_metadata(tmp_path):
 
 def test_scaffold_is_idempotent(tmp_path):
     scaffold_track(tmp_path, make_plan())
-    track = tmp_path / "Tracks" / "21"
+    track = tmp_path / "21"
     stamps = {p: p.stat().st_mtime_ns for p in (track / "README.md", track / "metadata" / "track.json")}
     again = scaffold_track(tmp_path, make_plan())
     assert again.created == [] and again.readme == "unchanged" and not again.metadata_written
@@ -67,7 +67,7 @@ def test_scaffold_is_idempotent(tmp_path):
 
 def test_page_change_updates_our_readme_but_never_a_user_edit_without_force(tmp_path):
     scaffold_track(tmp_path, make_plan())
-    readme = tmp_path / "Tracks" / "21" / "README.md"
+    readme = tmp_path / "21" / "README.md"
     # The page changed and the README is still ours: it follows the page.
     res = scaffold_track(tmp_path, make_plan(description="Now four hours."))
     assert res.readme == "updated" and "Now four hours." in readme.read_text()
@@ -130,7 +130,7 @@ def library(tmp_path):
         path = write_song(lib / f"A_{arc}_{prompt}_19a.wav", synth_song(10 + i, 1.0 + 0.25 * i))
         songs.append(selected(path, order=5 - i, arc=arc, duration=1.0 + 0.25 * i,
                               song_id=content_hash(path)))
-    track = tmp_path / "Tracks" / "21"
+    track = tmp_path / "21"
     track.mkdir(parents=True)
     return lib, songs, track
 
