@@ -384,9 +384,14 @@ class Library:
         return {r.path: (r.song_id, int(r.file_size), float(r.file_mtime), r.analyzer_version)
                 for r in rows.itertuples()}
 
-    def songs(self, *, with_vectors_for: str | None = None) -> pd.DataFrame:
-        """All songs with their recent-use flag (and the embedding vector when a model is named)."""
+    def songs(self, *, with_vectors_for: str | None = None, recent_tracks: int = 3) -> pd.DataFrame:
+        """All songs with their recent-use flag (and the embedding vector when a model is named).
+
+        ``recently_used`` is true for songs in any of the ``recent_tracks`` most recently
+        published tracks (the usage penalty of matching).
+        """
         recent = "false"
+        limit = max(int(recent_tracks), 0)
         sql = f"""
             SELECT s.*, coalesce(u.last_used_track, NULL) AS last_used_track,
                    coalesce(u.recently_used, {recent}) AS recently_used
@@ -395,7 +400,7 @@ class Library:
                 SELECT su.song_id, max(su.track_number) AS last_used_track,
                        bool_or(su.track_number IN (
                            SELECT track_number FROM publications
-                           ORDER BY published_on DESC, track_number DESC LIMIT 3)) AS recently_used
+                           ORDER BY published_on DESC, track_number DESC LIMIT {limit})) AS recently_used
                 FROM song_usage su GROUP BY su.song_id
             ) u USING (song_id)
             ORDER BY s.song_id

@@ -339,8 +339,9 @@ def library_stats(context: dg.AssetExecutionContext, library: LibraryResource) -
 
 
 # --------------------------------------------------------------------------- per-track planning
-def load_song_matrix(library: LibraryResource, model: str) -> tuple[pd.DataFrame, np.ndarray]:
-    songs = library.library().songs(with_vectors_for=model)
+def load_song_matrix(library: LibraryResource, model: str,
+                     recent_tracks: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    songs = library.library().songs(with_vectors_for=model, recent_tracks=recent_tracks)
     songs = songs[songs["vector"].notna()].reset_index(drop=True)
     matrix = (np.stack([np.asarray(v, dtype=np.float32) for v in songs["vector"]])
               if len(songs) else np.zeros((0, EMBEDDING_DIM), np.float32))
@@ -373,7 +374,7 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
     plan = lib.load_plan(n)
     if plan is None:
         raise LofiError(f"track {n}: no plan in the library; run `lofi import --track {n} --page …` first")
-    songs, matrix = load_song_matrix(library, MODEL_NAME)
+    songs, matrix = load_song_matrix(library, MODEL_NAME, matching.recent_tracks)
     texts = [prompt_query_text(plan, p) for p in plan.prompts]
     pvecs = embedder.embedder().encode(texts) if texts else np.zeros((0, EMBEDDING_DIM), np.float32)
     vibe, mood = split_tag_filters(config.tags)
@@ -429,7 +430,7 @@ def track_selection(context: dg.AssetExecutionContext, config: SelectionConfig,
     lib = library.library()
     plan = lib.load_plan(n)
     matches = lib.df("SELECT * FROM matches WHERE track_number = ? ORDER BY prompt_order, rank", [n])
-    songs = lib.songs()
+    songs = lib.songs(recent_tracks=matching.recent_tracks)
     minutes = config.duration_minutes or plan.duration_minutes or 60.0
     result = select_for_duration(plan, matches, songs, target_seconds=minutes * 60,
                                  allocation=config.allocation or matching.allocation)

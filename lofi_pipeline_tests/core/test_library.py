@@ -143,3 +143,26 @@ def test_parquet_export_is_readable(tmp_path):
     assert duckdb.connect().execute(f"SELECT count(*) FROM '{target}'").fetchone()[0] == 5
     with pytest.raises(Exception, match="unknown table"):
         lib.export_parquet("nope; DROP TABLE songs", str(tmp_path))
+
+
+def test_publish_counts_each_song_once_and_marks_recent_use(tmp_path):
+    from datetime import datetime
+
+    lib = Library(tmp_path / "lofi.duckdb")
+    for n in (7, 8):
+        lib.upsert_plan(n, _plan(), page_ref="p.md")
+    with lib.write() as con:
+        con.execute("INSERT INTO songs (song_id, filename, times_used) VALUES ('s1', 'a.mp3', 0), "
+                    "('s2', 'b.mp3', 0), ('s3', 'c.mp3', 0)")
+        con.execute("INSERT INTO selections (track_number, position, song_id, is_repeat) VALUES "
+                    "(7, 1, 's1', FALSE), (7, 2, 's2', FALSE), (7, 3, 's1', TRUE), (8, 1, 's2', FALSE)")
+    first = lib.publish(7, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 1, 1))
+    again = lib.publish(7, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 1, 1))
+    assert first == {"songs": 2, "newly_counted": 2} and again["newly_counted"] == 0
+    lib.publish(8, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 2, 1))
+    used = dict(lib.df("SELECT song_id, times_used FROM songs").itertuples(index=False))
+    assert used == {"s1": 1, "s2": 2, "s3": 0}
+    recent = lib.songs(recent_tracks=1).set_index("song_id")["recently_used"]
+    assert bool(recent["s2"]) and not bool(recent["s1"]) and not bool(recent["s3"])
+    assert bool(lib.songs(recent_tracks=2).set_index("song_id")["recently_used"]["s1"])
+    assert lib.scalar("SELECT status FROM tracks WHERE track_number = 7") == "published"
