@@ -23,6 +23,18 @@ from rich.tree import Tree
 
 from lofi_pipeline.core.errors import LofiError
 
+out = Console()
+err = Console(stderr=True)
+
+
+def _print_error(message: object) -> None:
+    err.print("[red]error:[/red] ", end="")
+    err.print(str(message), markup=False, highlight=False, soft_wrap=True)
+
+
+def _warn(message: object) -> None:
+    err.print("[yellow]warning:[/yellow] ", end="")
+    err.print(str(message), markup=False, highlight=False)
 
 
 class _LofiGroup(typer.core.TyperGroup):
@@ -32,7 +44,7 @@ class _LofiGroup(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except LofiError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            _print_error(exc)
             raise typer.Exit(code=1) from None
 
 
@@ -40,9 +52,6 @@ app = typer.Typer(help="Plan, reuse, render and re-file long-form lo-fi mixes.",
                   add_completion=False, pretty_exceptions_enable=False, cls=_LofiGroup)
 notion_app = typer.Typer(help="Read Notion track pages.", no_args_is_help=True)
 app.add_typer(notion_app, name="notion")
-
-out = Console()
-err = Console(stderr=True)
 
 TrackOpt = Annotated[int, typer.Option("--track", "-t", help="Track number (the Tracks/{N} folder).")]
 
@@ -73,7 +82,7 @@ class _RunProgress:
                 self.tasks[name] = self.progress.add_task(name, total=total, item="")
             self.progress.update(self.tasks[name], completed=done, total=total, item=item[:40])
         elif level >= 30:  # warnings and errors from the run
-            err.print(f"[yellow]{message}[/yellow]")
+            err.print(message, style="yellow", markup=False, highlight=False)
 
     def __enter__(self):
         from lofi_pipeline import runner
@@ -98,8 +107,15 @@ def _run(job: str, *, partition: int | None = None, run_config: dict | None = No
         return run_job(_settings(), job, partition=partition, run_config=run_config)
 
 
+def _track_dir(track: int) -> Path:
+    """Tracks/{N} of the current library (imported lazily: workspace pulls in the audio stack)."""
+    from lofi_pipeline.core.workspace import track_dir_for
+
+    return track_dir_for(Path(_settings().tracks_dir), track)
+
+
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code=1)
 
 
@@ -107,15 +123,14 @@ def _fail(message: str) -> None:
 @app.command()
 def init() -> None:
     """Create lofi.yaml, data/ and Tracks/ in LOFI_HOME and the library schema."""
-    from importlib import resources
-
     from lofi_pipeline.core.library import Library
     from lofi_pipeline.runner import prepare_instance
+    from lofi_pipeline.settings import SETTINGS_FILE, default_settings_text
 
     s = _settings()
-    cfg = s.home / "lofi.yaml"
+    cfg = s.home / SETTINGS_FILE
     if not cfg.exists():
-        cfg.write_text(resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text())
+        cfg.write_text(default_settings_text())
     for d in (s.tracks_dir, s.pages_dir, s.features_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
     version = Library(s.duckdb_path).init()
@@ -151,7 +166,7 @@ def import_(
               f"{plan.get('prompts')} prompts; {feats.get('files')} files, {feats.get('analysed')} analysed, "
               f"{feats.get('errors')} errors; library {songs.get('library_songs')} songs")
     for w in plan.get("warnings") or []:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        _warn(w)
     if feats.get("errors"):
         raise typer.Exit(code=1)
 
@@ -297,8 +312,8 @@ def gaps(track: TrackOpt) -> None:
 
     result = _run("query_job", partition=track, title=f"gaps of track {track}")
     meta = asset_metadata(result, "gap_report")
-    s = _settings()
-    report = json.loads((Path(s.tracks_dir) / str(track) / "metadata" / "gaps.json").read_text())
+    metadata = _track_dir(track) / "metadata"
+    report = json.loads((metadata / "gaps.json").read_text())
     table = Table("arc", "#", "status", "best sim", "needs", "prompt")
     colors = {"none": "red", "weak": "yellow", "good": "green"}
     for p in report["prompts"]:
@@ -309,7 +324,7 @@ def gaps(track: TrackOpt) -> None:
     out.print(table)
     totals = {k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     out.print(", ".join(f"{k}: {v}" for k, v in totals.items()))
-    out.print(f"files in {Path(s.tracks_dir) / str(track) / 'metadata'}")
+    out.print(f"files in {metadata}")
 
 
 @app.command()
@@ -328,7 +343,7 @@ def scaffold(track: TrackOpt,
     made = ", ".join(Path(p).name for p in res.created) or "nothing new"
     out.print(f"{res.track_dir}: README {res.readme}; created: {made}")
     for w in res.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        _warn(w)
 
 
 @app.command()
@@ -337,8 +352,7 @@ def duration(track: Annotated[Optional[int], typer.Option("--track", "-t")] = No
     """Per-arc song count and duration of the songs on disk."""
     from lofi_pipeline.core.workspace import duration_table
 
-    s = _settings()
-    target = folder or (Path(s.tracks_dir) / str(track) / "Songs" if track is not None else None)
+    target = folder or (_track_dir(track) / "Songs" if track is not None else None)
     if target is None:
         _fail("give --track N or --dir FOLDER")
     if not target.exists():
@@ -346,10 +360,10 @@ def duration(track: Annotated[Optional[int], typer.Option("--track", "-t")] = No
     summary = duration_table(target)
     table = Table("arc", "songs", "minutes")
     for row in summary.arcs:
-        table.add_row(str(row.arc if row.arc is not None else "?"), str(row.songs), f"{row.seconds / 60:.1f}")
+        table.add_row(str(row.arc if row.arc is not None else "?"), str(row.songs), f"{row.minutes:.1f}")
     out.print(table)
     out.print(f"total: {summary.songs} songs, {summary.total_seconds:.0f} s = "
-              f"{summary.total_seconds / 60:.1f} min = {summary.total_seconds / 3600:.2f} h")
+              f"{summary.total_minutes:.1f} min = {summary.total_hours:.2f} h")
 
 
 @app.command("prepare-render")
@@ -390,8 +404,7 @@ def post_render(track: TrackOpt,
     """Import new audio files from Tracks/{N}/Rendered (or --dir) into the library."""
     from lofi_pipeline.runner import asset_metadata
 
-    s = _settings()
-    folder = folder or Path(s.tracks_dir) / str(track) / "Rendered"
+    folder = folder or _track_dir(track) / "Rendered"
     result = _run("post_render_job", partition=track, title=f"post-render track {track}",
                   run_config={"ops": {"audio_features": {"config": {"folders": [str(folder.resolve())]}}}})
     feats = asset_metadata(result, "audio_features")
@@ -416,7 +429,7 @@ def publish(track: TrackOpt,
     except ValueError:
         _fail(f"--date '{date}': expected YYYY-MM-DD")
     res = Library(s.duckdb_path).publish(track, youtube_url=url, video_id=video_id, published_on=day)
-    target = Path(s.tracks_dir) / str(track) / "metadata" / "published.json"
+    target = _track_dir(track) / "metadata" / "published.json"
     write_json_atomic(target, {"track_number": track, "youtube_url": url, "video_id": video_id,
                                "published_on": (day or datetime.now()).date().isoformat(),
                                "songs": res["songs"]})
@@ -428,11 +441,9 @@ def publish(track: TrackOpt,
 def stats() -> None:
     """Library figures: songs, tracks, hours, most-used songs, BPM and key distributions."""
     from lofi_pipeline.core.library import Library
-    from lofi_pipeline.core.stats import library_stats, with_bars
+    from lofi_pipeline.core.stats import stats_from_library, with_bars
 
-    lib = Library(_settings().duckdb_path)
-    st = library_stats(lib.df("SELECT * FROM songs"), tracks=int(lib.scalar("SELECT count(*) FROM tracks")),
-                       published=int(lib.scalar("SELECT count(*) FROM publications")))
+    st = stats_from_library(Library(_settings().duckdb_path))
     out.print(f"[bold]{st.songs}[/bold] songs, [bold]{st.hours}[/bold] h, {st.tracks} tracks "
               f"({st.published} published)")
     for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
@@ -516,7 +527,7 @@ def _print_plan(plan) -> None:
             branch.add(f"{mark} {p.number}. {p.text}")
     out.print(tree)
     for w in plan.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        _warn(w)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def demo_song_specs(track: int, plan: TrackPlan) -> list[dict]:
     specs = []
     for arc in plan.arcs:
         low, high = arc.bpm_range or (70.0, 90.0)
-        for i, prompt in enumerate(arc.prompts):
+        for prompt in arc.prompts:
             seed = _seed(track, arc.number, prompt.number)
             span = max(high - low, 1.0)
             specs.append({

@@ -26,9 +26,13 @@ def lofi_home() -> Path:
     return Path(os.environ.get("LOFI_HOME") or os.getcwd()).resolve()
 
 
+def default_settings_text() -> str:
+    """The packaged default lofi.yaml, comments included (``lofi init`` writes it)."""
+    return resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text()
+
+
 def _defaults() -> dict[str, Any]:
-    text = resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text()
-    return yaml.safe_load(text)
+    return yaml.safe_load(default_settings_text())
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Library bookkeeping rules: which files need analysis, and what each song means.
+"""Library bookkeeping rules: which files need analysis, and the columns a file name gives.
 
 Pure functions over plain values and DataFrames; the Dagster assets call them.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 
 from lofi_pipeline.core.naming import parse_song_filename
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -320,15 +321,11 @@ class Library:
     def upsert_plan(self, track_number: int, plan: TrackPlan, *, page_ref: str | None,
                     last_edited_time: str | None = None) -> dict[str, int]:
         """Store a parsed page. Idempotent; prompts no longer on the page are kept as removed."""
-        import json
-
         now = _now()
         with self.write() as con:
-            exists = con.execute("SELECT imported_at FROM tracks WHERE track_number = ?",
-                                 [track_number]).fetchone()
-            imported_at = exists[0] if exists else now
-            status = con.execute("SELECT status FROM tracks WHERE track_number = ?",
-                                 [track_number]).fetchone()
+            previous = con.execute("SELECT imported_at, status FROM tracks WHERE track_number = ?",
+                                   [track_number]).fetchone()
+            imported_at, status = previous if previous else (now, "planned")
             con.execute("DELETE FROM tracks WHERE track_number = ?", [track_number])
             con.execute(
                 "INSERT INTO tracks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -336,7 +333,7 @@ class Library:
                  plan.output_filename, plan.upload_schedule, plan.duration_minutes, plan.mood_arc,
                  plan.ctr_target, plan.retention_target, plan.visible_hashtags, plan.hidden_tags,
                  plan.description, plan.anchor_phrase, plan.prompt_suffix, plan.warnings,
-                 json.dumps(plan.to_dict()), status[0] if status else "planned", imported_at, now],
+                 json.dumps(plan.to_dict()), status, imported_at, now],
             )
             con.execute("DELETE FROM arcs WHERE track_number = ?", [track_number])
             for arc in plan.arcs:
@@ -367,8 +364,6 @@ class Library:
         return {"arcs": len(plan.arcs), "prompts": len(plan.prompts), "removed_prompts": removed}
 
     def load_plan(self, track_number: int) -> TrackPlan | None:
-        import json
-
         raw = self.scalar("SELECT plan_json FROM tracks WHERE track_number = ?", [track_number])
         return TrackPlan.from_dict(json.loads(raw)) if raw else None
 
@@ -390,11 +385,9 @@ class Library:
         ``recently_used`` is true for songs in any of the ``recent_tracks`` most recently
         published tracks (the usage penalty of matching).
         """
-        recent = "false"
         limit = max(int(recent_tracks), 0)
         sql = f"""
-            SELECT s.*, coalesce(u.last_used_track, NULL) AS last_used_track,
-                   coalesce(u.recently_used, {recent}) AS recently_used
+            SELECT s.*, u.last_used_track, coalesce(u.recently_used, FALSE) AS recently_used
             FROM songs s
             LEFT JOIN (
                 SELECT su.song_id, max(su.track_number) AS last_used_track,

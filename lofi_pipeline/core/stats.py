@@ -41,6 +41,12 @@ def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> Librar
     )
 
 
+def stats_from_library(lib) -> LibraryStats:
+    """:func:`library_stats` of a :class:`~lofi_pipeline.core.library.Library`."""
+    return library_stats(lib.df("SELECT * FROM songs"), tracks=int(lib.scalar("SELECT count(*) FROM tracks")),
+                         published=int(lib.scalar("SELECT count(*) FROM publications")))
+
+
 def bar(count: int, peak: int, width: int = 24) -> str:
     """A text bar proportional to count/peak (at least one block for a non-zero count)."""
     if peak <= 0 or count <= 0:

@@ -40,6 +40,15 @@ def _track(context: dg.AssetExecutionContext) -> int:
     return int(context.partition_key)
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON file we wrote earlier, or {} when it is not there yet."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _load_matches(lib, track_number: int) -> pd.DataFrame:
+    return lib.df("SELECT * FROM matches WHERE track_number = ? ORDER BY prompt_order, rank", [track_number])
+
+
 def _md_table(df: pd.DataFrame, max_rows: int = 50) -> dg.MetadataValue:
     if df.empty:
         return dg.MetadataValue.md("_(none)_")
@@ -66,7 +75,7 @@ def notion_pages(context: dg.AssetExecutionContext, config: PageConfig,
         raise LofiError(f"track {n}: no page given and none known; pass --page URL_OR_FILE")
     snap = notion.fetch(ref)
     md_path, json_path = library.page_paths(n)
-    old_meta = json.loads(json_path.read_text()) if json_path.exists() else {}
+    old_meta = _read_json(json_path)
     changed = config.force or old_meta.get("last_edited_time") != snap.last_edited_time \
         or not md_path.exists() or md_path.read_text(encoding="utf-8") != snap.markdown
     if changed:
@@ -92,7 +101,7 @@ def track_plans(context: dg.AssetExecutionContext, library: LibraryResource) -> 
     md_path, json_path = library.page_paths(n)
     if not md_path.exists():
         raise LofiError(f"track {n}: no cached page at {md_path}; run the import with --page first")
-    meta = json.loads(json_path.read_text()) if json_path.exists() else {}
+    meta = _read_json(json_path)
     plan = parse_track_markdown(md_path.read_text(encoding="utf-8"), source=meta.get("ref", str(md_path)))
     if plan.track_number is not None and plan.track_number != n:
         plan.warnings.append(f"{plan.source}: page says track {plan.track_number} but it was imported "
@@ -292,21 +301,21 @@ def refresh_song_texts(con) -> int:
 def song_embeddings(context: dg.AssetExecutionContext, library: LibraryResource,
                     embedder: EmbedderResource) -> dg.MaterializeResult:
     """all-MiniLM-L6-v2 vectors of every song's meaning text; only new or changed texts are encoded."""
-    from lofi_pipeline.core.embedding import MODEL_NAME, text_hash
+    from lofi_pipeline.core.embedding import MODEL_NAME, text_hash, texts_to_encode
 
     lib = library.library()
     songs = lib.df("SELECT s.song_id, s.song_text, e.text_hash FROM songs s LEFT JOIN song_embeddings e "
                    "ON e.song_id = s.song_id AND e.model = ? WHERE s.song_text IS NOT NULL", [MODEL_NAME])
-    songs["new_hash"] = [text_hash(t) for t in songs["song_text"]]
-    todo = songs[songs["new_hash"] != songs["text_hash"]]
+    current = dict(zip(songs["song_id"], songs["song_text"]))
+    todo = texts_to_encode(current, dict(zip(songs["song_id"], songs["text_hash"])))
     context.log.info(f"{len(songs)} songs, {len(todo)} texts to encode")
-    if len(todo):
-        emb = embedder.embedder()
-        vectors = emb.encode(todo["song_text"].tolist())
+    if todo:
+        texts = [current[song_id] for song_id in todo]
+        vectors = embedder.embedder().encode(texts)
         assert vectors.shape[1] == EMBEDDING_DIM
         now = _now()
-        frame = pd.DataFrame({"song_id": todo["song_id"].values, "model": MODEL_NAME,
-                              "text_hash": todo["new_hash"].values,
+        frame = pd.DataFrame({"song_id": todo, "model": MODEL_NAME,
+                              "text_hash": [text_hash(t) for t in texts],
                               "vector": [v.astype(np.float32) for v in vectors], "created_at": now})
         with lib.write() as con:
             con.register("new_vectors", frame)
@@ -324,12 +333,9 @@ def song_embeddings(context: dg.AssetExecutionContext, library: LibraryResource,
 @dg.asset(group_name="library", deps=[song_embeddings], kinds={"markdown"})
 def library_stats(context: dg.AssetExecutionContext, library: LibraryResource) -> dg.MaterializeResult:
     """Songs, hours, most-used songs, BPM / key / energy distributions, as a Markdown report."""
-    from lofi_pipeline.core.stats import library_stats as summarise
-    from lofi_pipeline.core.stats import stats_markdown
+    from lofi_pipeline.core.stats import stats_from_library, stats_markdown
 
-    lib = library.library()
-    st = summarise(lib.df("SELECT * FROM songs"), tracks=int(lib.scalar("SELECT count(*) FROM tracks")),
-                   published=int(lib.scalar("SELECT count(*) FROM publications")))
+    st = stats_from_library(library.library())
     report = stats_markdown(st)
     target = Path(library.export_dir) / "stats.md" if "://" not in library.export_dir else None
     if target:
@@ -366,7 +372,7 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
                   embedder: EmbedderResource, matching: MatchingResource) -> dg.MaterializeResult:
     """Top-k library songs per prompt, with every score component stored."""
     from lofi_pipeline.core.embedding import MODEL_NAME
-    from lofi_pipeline.core.matching import MatchWeights, QueryFilters, prompt_query_text, query_track
+    from lofi_pipeline.core.matching import MatchWeights, QueryFilters, prompt_query_texts, query_track
     from lofi_pipeline.core.tags import split_tag_filters
 
     n = _track(context)
@@ -375,7 +381,7 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
     if plan is None:
         raise LofiError(f"track {n}: no plan in the library; run `lofi import --track {n} --page …` first")
     songs, matrix = load_song_matrix(library, MODEL_NAME, matching.recent_tracks)
-    texts = [prompt_query_text(plan, p) for p in plan.prompts]
+    texts = prompt_query_texts(plan)  # in plan.prompts order
     pvecs = embedder.embedder().encode(texts) if texts else np.zeros((0, EMBEDDING_DIM), np.float32)
     vibe, mood = split_tag_filters(config.tags)
     filters = QueryFilters(bpm_min=config.bpm_min or None, bpm_max=config.bpm_max or None,
@@ -429,7 +435,7 @@ def track_selection(context: dg.AssetExecutionContext, config: SelectionConfig,
     n = _track(context)
     lib = library.library()
     plan = lib.load_plan(n)
-    matches = lib.df("SELECT * FROM matches WHERE track_number = ? ORDER BY prompt_order, rank", [n])
+    matches = _load_matches(lib, n)
     songs = lib.songs(recent_tracks=matching.recent_tracks)
     minutes = config.duration_minutes or plan.duration_minutes or 60.0
     result = select_for_duration(plan, matches, songs, target_seconds=minutes * 60,
@@ -480,13 +486,11 @@ def gap_report(context: dg.AssetExecutionContext, library: LibraryResource,
     n = _track(context)
     lib = library.library()
     plan = lib.load_plan(n)
-    matches = lib.df("SELECT * FROM matches WHERE track_number = ? ORDER BY prompt_order, rank", [n])
+    matches = _load_matches(lib, n)
     selected = load_selection(library, n)
     meta_dir = library.track_dir(n) / "metadata"
-    selection_info = json.loads((meta_dir / "selection.json").read_text()) \
-        if (meta_dir / "selection.json").exists() else {}
-    summary = json.loads((meta_dir / "matches_summary.json").read_text()) \
-        if (meta_dir / "matches_summary.json").exists() else {}
+    selection_info = _read_json(meta_dir / "selection.json")
+    summary = _read_json(meta_dir / "matches_summary.json")
     best = {int(k): v for k, v in summary.get("best_similarity", {}).items()}
     report = build_gap_report(plan, matches, selected, good_threshold=matching.good_similarity,
                               min_similarity=matching.min_similarity, best_similarity=best or None,
@@ -515,8 +519,7 @@ def render_folder(context: dg.AssetExecutionContext, config: PrepareConfig, libr
     lib = library.library()
     plan = lib.load_plan(n)
     track_dir = library.track_dir(n)
-    if plan.track_number != n:
-        plan.track_number = n  # the partition is the track number that files are filed under
+    plan.track_number = n  # the partition is the track number that files are filed under
     scaffold_track(Path(library.tracks_dir), plan)
     remaining = track_dir / "metadata" / "remaining-prompts.md"
     # Songs repeated only to fill time are placed once; the render repeats the sequence.
@@ -609,7 +612,7 @@ def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, librar
                         true_peak_db=render.true_peak_db, fade_in=render.fade_in_seconds,
                         fade_out=render.fade_out_seconds, width=render.width, height=render.height,
                         on_progress=progress)
-    data = report.to_dict() if hasattr(report, "to_dict") else dict(report.__dict__)
+    data = report.to_dict()
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
         "output_dir": dg.MetadataValue.path(str(out_dir))})

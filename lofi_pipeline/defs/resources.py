@@ -79,14 +79,13 @@ class NotionResource(dg.ConfigurableResource):
 
     def find_export(self, track_number: int) -> Optional[str]:
         """The export file whose name or first heading says ``Track {N}``."""
+        from lofi_pipeline.core.tracknumbers import track_number_from_title
+
         if not self.export_dir or not Path(self.export_dir).is_dir():
             return None
-        import re
-
-        pattern = re.compile(rf"\btrack\s*0*{int(track_number)}\b", re.IGNORECASE)
         for path in sorted(Path(self.export_dir).glob("*.md")):
-            head = path.read_text(errors="replace")[:400]
-            if pattern.search(path.stem) or pattern.search(head.splitlines()[0] if head else ""):
+            first_line = next(iter(path.read_text(errors="replace")[:400].splitlines()), "")
+            if int(track_number) in (track_number_from_title(path.stem), track_number_from_title(first_line)):
                 return str(path)
         return None
 
