@@ -377,8 +377,9 @@ def prepare_render(track: TrackOpt,
     result = _run("prepare_job", partition=track, title=f"prepare track {track}",
                   run_config={"ops": {"render_folder": {"config": {"mode": mode or ""}}}})
     meta = asset_metadata(result, "render_folder")
-    out.print(f"placed {meta.get('placed')} songs, {meta.get('already_there')} already there, "
-              f"conflicts: {meta.get('conflicts') or 'none'}")
+    placed = sum(meta.get(f"songs_{a}", 0) for a in ("copied", "hardlinked", "moved"))
+    out.print(f"{meta.get('songs', 0)} songs: {placed} placed, {meta.get('songs_unchanged', 0)} already there, "
+              f"conflicts: {', '.join(meta.get('conflicts') or []) or 'none'}")
 
 
 @app.command()

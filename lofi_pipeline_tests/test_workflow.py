@@ -122,3 +122,13 @@ def test_scaffold_keeps_an_edited_readme_unless_forced(demo_home, monkeypatch):
     assert "README kept" in kept.output and "my own notes" in readme.read_text()
     forced = runner.invoke(app, ["scaffold", "--track", "101", "--force"])
     assert forced.exit_code == 0 and "my own notes" not in readme.read_text()
+
+
+def test_prepare_render_again_reports_songs_already_there(demo_home, monkeypatch):
+    settings, _ = demo_home
+    monkeypatch.setenv("LOFI_HOME", str(settings.home))
+    distinct = Library(settings.duckdb_path).scalar(
+        "SELECT count(*) FROM selections WHERE track_number = ? AND NOT is_repeat", [NEW_TRACK])
+    result = runner.invoke(app, ["prepare-render", "--track", str(NEW_TRACK)])
+    assert result.exit_code == 0, result.output
+    assert f"{distinct} songs: 0 placed, {distinct} already there, conflicts: none" in result.output

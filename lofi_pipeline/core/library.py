@@ -340,9 +340,10 @@ class Library:
                 low, high = arc.bpm_range if arc.bpm_range else (None, None)
                 con.execute("INSERT INTO arcs VALUES (?,?,?,?,?,?,?)",
                             [track_number, arc.number, arc.name, arc.subtitle, arc.description, low, high])
+            # Removed prompts too: they must survive every later re-import, not just the first.
             old = con.execute(
                 "SELECT prompt_order, arc_number, prompt_number, text, core_text, checked, line "
-                "FROM prompts WHERE track_number = ? AND NOT removed", [track_number]).fetchall()
+                "FROM prompts WHERE track_number = ? ORDER BY prompt_order", [track_number]).fetchall()
             con.execute("DELETE FROM prompts WHERE track_number = ?", [track_number])
             current = set()
             for arc in plan.arcs:

@@ -60,6 +60,11 @@ def test_upsert_plan_is_idempotent_and_keeps_removed_prompts(tmp_path):
     rows = lib.df("SELECT arc_number, prompt_number, removed FROM prompts WHERE track_number = 7 "
                   "ORDER BY prompt_order")
     assert rows.removed.sum() == 1 and rows.iloc[-1].tolist() == [2, 2, True]
+    # ...and stays through later re-imports, until the prompt comes back to the page
+    assert lib.upsert_plan(7, _plan((3, 1)), page_ref="p.md")["removed_prompts"] == 1
+    assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 7 AND removed") == 1
+    lib.upsert_plan(7, _plan(), page_ref="p.md")
+    assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 7 AND removed") == 0
     assert lib.load_plan(7).title == "Test"
 
 
