@@ -20,7 +20,7 @@ from typing import Any
 from lofi_pipeline.core.errors import AudioFileError
 
 __all__ = ["MediaInfo", "StreamInfo", "probe_media", "measure_loudness_ffmpeg", "measure_loudness_split",
-           "ffmpeg_tail"]
+           "ffmpeg_tail", "parse_input_summary", "ebur128_summary_value"]
 
 # "Duration: 00:01:23.45, start: 0.000000, bitrate: 305 kb/s" ("N/A" for raw pipes)
 _DURATION = re.compile(r"Duration:\s*(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
@@ -101,6 +101,29 @@ def _parse_stream(kind: str, rest: str) -> StreamInfo:
     return info
 
 
+def parse_input_summary(lines: list[str]) -> tuple[float | None, list[StreamInfo]]:
+    """Container duration and streams from the ``Input #0`` part of ffmpeg's stderr.
+
+    Only the input section counts: an output section (after ``Stream
+    mapping:`` / ``Output #``) lists streams in the same format.
+
+    Returns
+    -------
+    (float or None, list of StreamInfo)
+        Duration in seconds (None for ``N/A``) and the streams in order.
+    """
+    duration: float | None = None
+    streams: list[StreamInfo] = []
+    for line in lines:
+        if line.startswith(("Stream mapping:", "Output #")):
+            break
+        if duration is None and (m := _DURATION.search(line)):
+            duration = _hms(m)
+        if m := _STREAM.match(line):
+            streams.append(_parse_stream(m["type"], m["rest"]))
+    return duration, streams
+
+
 def probe_media(path: str | Path, *, ffmpeg_exe: str, exact: bool = False) -> MediaInfo:
     """Describe a media file's duration and streams.
 
@@ -134,13 +157,7 @@ def probe_media(path: str | Path, *, ffmpeg_exe: str, exact: bool = False) -> Me
     # success is judged by whether it printed an input description.
     if "Input #0" not in proc.stderr:
         raise AudioFileError(path, f"ffmpeg cannot read it: {ffmpeg_tail(proc.stderr, lines=3)}")
-    streams: list[StreamInfo] = []
-    duration: float | None = None
-    for line in proc.stderr.splitlines():
-        if duration is None and (m := _DURATION.search(line)):
-            duration = _hms(m)
-        if m := _STREAM.match(line):
-            streams.append(_parse_stream(m["type"], m["rest"]))
+    duration, streams = parse_input_summary(proc.stderr.splitlines())
     if exact and streams:
         kind = "a" if any(s.type == "audio" for s in streams) else "v"
         run = subprocess.run([ffmpeg_exe, "-hide_banner", "-nostdin", "-i", str(path), "-map", f"0:{kind}:0",
@@ -152,7 +169,7 @@ def probe_media(path: str | Path, *, ffmpeg_exe: str, exact: bool = False) -> Me
     return MediaInfo(path=str(path), duration_seconds=duration, streams=streams)
 
 
-def _summary_value(stderr: str, label: str) -> float | None:
+def ebur128_summary_value(stderr: str, label: str) -> float | None:
     """Find ``label: -14.1 LUFS`` in the last ebur128 summary; -inf → None."""
     summary = stderr[stderr.rfind("Summary:"):] if "Summary:" in stderr else ""
     m = re.search(rf"{label}:\s*(?P<v>-?inf|-?\d+(?:\.\d+)?)", summary)
@@ -204,8 +221,8 @@ def measure_loudness_ffmpeg(path: str | Path, *, ffmpeg_exe: str, start: float |
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0 or "Summary:" not in proc.stderr:
         raise AudioFileError(path, f"ffmpeg loudness measurement failed: {ffmpeg_tail(proc.stderr, lines=3)}")
-    integrated = _summary_value(proc.stderr, "I")
-    peak = _summary_value(proc.stderr, "Peak")
+    integrated = ebur128_summary_value(proc.stderr, "I")
+    peak = ebur128_summary_value(proc.stderr, "Peak")
     return (integrated if integrated is not None else -70.0, peak if peak is not None else -144.0)
 
 
