@@ -23,13 +23,15 @@ dotted with the mean ``chroma_stft``.
 
 Usage::
 
-    python benchmarks/analysis.py                  # default corpus (72 songs x 45 s)
-    python benchmarks/analysis.py --n 24 --seconds 180   # 3-minute songs, like real Suno output
+    python benchmarks/analysis.py               # default corpus: 72 songs of 2-4 minutes, like Suno's
+    python benchmarks/analysis.py --seconds 45  # 72 short clips (the fixed per-song costs weigh more)
+    python benchmarks/analysis.py --n 24 --pool 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import platform
@@ -66,11 +68,16 @@ class Item:
     ghost_notes: bool
     noise_db: float | None
     lowpass_hz: float | None
+    seconds: float = 180.0
     path: str = ""
 
 
-def build_specs(n: int, seed: int = 2024) -> list[Item]:
-    """Deterministic labels covering tempos 60-170, all 24 keys and every texture."""
+def build_specs(n: int, seed: int = 2024, seconds: float | None = None) -> list[Item]:
+    """Deterministic labels covering tempos 60-170, all 24 keys and every texture.
+
+    Song lengths spread over 2-4 minutes (Suno's usual output) unless
+    ``seconds`` fixes them.
+    """
     rng = np.random.default_rng(seed)
     keys = [f"{pc} {mode}" for mode in ("major", "minor") for pc in PITCH_CLASSES]
     order = rng.permutation(max(n, 24))
@@ -89,13 +96,14 @@ def build_specs(n: int, seed: int = 2024) -> list[Item]:
             ghost_notes=bool(rng.random() < 0.4),
             noise_db=float(rng.uniform(-42, -28)) if rng.random() < 0.5 else None,
             lowpass_hz=float(rng.uniform(2500, 6000)) if rng.random() < 0.4 else None,
+            seconds=seconds or round(120.0 + 120.0 * ((0.11 + i * golden * golden) % 1.0)),
         ))
     return items
 
 
 def render_item(args: tuple[Item, str, float]) -> str:
-    item, folder, seconds = args
-    y = synthesize_song(bpm=item.bpm, key=item.key, seconds=seconds, sr=22050, seed=1000 + item.index,
+    item, folder = args
+    y = synthesize_song(bpm=item.bpm, key=item.key, seconds=item.seconds, sr=22050, seed=1000 + item.index,
                         drums=item.drums, swing=item.swing, hats16=item.hats16,
                         ghost_notes=item.ghost_notes, noise_db=item.noise_db, lowpass_hz=item.lowpass_hz)
     import soxr
@@ -207,24 +215,28 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=72, help="corpus size (default 72: every key 3 times)")
-    ap.add_argument("--seconds", type=float, default=45.0, help="length of each song in seconds")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="length of every song in seconds (default: spread over 120-240 s)")
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for synthesizing the corpus")
     ap.add_argument("--pool", type=int, default=0, help="also time analyze_files with this many workers")
     ap.add_argument("--skip-seed", action="store_true", help="only run our analyzer")
     ap.add_argument("--block", type=int, default=6, help="songs per turn when the methods take turns")
     ap.add_argument("--show-errors", action="store_true", help="list every miss")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
 
-    specs = build_specs(args.n)
+    specs = build_specs(args.n, seconds=args.seconds)
     with tempfile.TemporaryDirectory(prefix="lofi_bench_") as folder:
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            paths = list(pool.map(render_item, [(s, folder, args.seconds) for s in specs]))
+            paths = list(pool.map(render_item, [(s, folder) for s in specs]))
         for s, p in zip(specs, paths):
             s.path = p
-        print(f"corpus: {len(specs)} songs x {args.seconds:.0f} s mp3, synthesized in "
+        lengths = [s.seconds for s in specs]
+        print(f"corpus: {len(specs)} songs of {min(lengths):.0f}-{max(lengths):.0f} s "
+              f"({sum(lengths) / 60:.0f} min of 160 kbit/s mp3), synthesized in "
               f"{time.perf_counter() - t0:.1f} s")
-        minutes = len(specs) * args.seconds / 60.0
+        minutes = sum(lengths) / 60.0
         n_songs = len(specs)
 
         methods = ["ours"] if args.skip_seed else ["ours", "seed"]
@@ -283,6 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     if seed:
         print(f"speed-up (full analysis: tempo, key, loudness, true peak, hash...): "
               f"{wall['seed'] / wall['ours']:.2f}x less wall time per song, {cpu['seed'] / cpu['ours']:.2f}x less CPU")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "machine": machine(), "analyzer_version": audio.ANALYZER_VERSION,
+            "corpus": {"songs": n_songs, "seconds_min": min(lengths), "seconds_max": max(lengths),
+                       "minutes_total": round(minutes, 1), "format": "mp3 160k, 44.1 kHz stereo"},
+            "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+            "figures": {name: {"ours": round(a, 4), "seed": (round(b, 4) if b is not None else None)}
+                        for name, a, b in rows},
+            "pool": {"workers": args.pool, "s_per_minute": round(t_pool / minutes, 4)} if t_pool else None,
+        }, indent=2) + "\n")
     if args.show_errors:
         for s, r in zip(specs, ours):
             h1, _ = tempo_hits(r[0], s.bpm)

@@ -1,14 +1,16 @@
 """Audio analysis: decoding, duration, tempo, key, loudness and character.
 
-Design in one paragraph: ONE ffmpeg process per file (the bundled binary)
-decodes the first audio stream, runs it through ``ebur128`` (integrated
-loudness, ITU-R BS.1770-4, printed in its stderr summary) and pipes native-rate
-f32 to us; while ffmpeg decodes, this process finds true-peak candidates, sums
-the RMS of the mono mix, takes centroid snapshots and keeps the middle
-``EXCERPT_SECONDS`` as mono, resampled (soxr) to ``ANALYSIS_SR`` = 11025 Hz for
-tempo and key. Memory does not grow with the file. ffmpeg's stderr is piped,
-so nothing (e.g. libmpg123's chatter) reaches our fd 2. Duration comes from the
-decoded sample count and is checked against the container header.
+Design in one paragraph: a file is decoded once, in this process, block by
+block at its native rate (libsndfile for wav, flac, ogg and mp3, with
+libmpg123's fd-2 chatter filtered out; the bundled ffmpeg through a pipe for
+m4a/aac and whatever libsndfile refuses). Each block goes to a meter thread
+(:class:`lofi_pipeline.core.loudness.LoudnessMeter`: libebur128 integrated
+loudness with the GIL released, and our true peak) and to :class:`_BlockStats`
+(RMS of the mono mix, spectral-centroid snapshots, and the middle
+``EXCERPT_SECONDS`` as mono, resampled with soxr to ``ANALYSIS_SR`` = 11025 Hz).
+Tempo and key are estimated on that excerpt while the meter finishes on the
+other core. Memory does not grow with the file. Duration comes from the
+decoded sample count and is checked against the header.
 
 Conventions: durations in seconds, tempo in BPM (quarter notes per minute),
 loudness in LUFS, peaks in dBTP / dBFS, frequencies in Hz. Keys are written
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -881,22 +883,27 @@ def tempo_category(bpm: float | None) -> str | None:
 # --------------------------------------------------------------------------- one file
 
 
-def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFeatures:
-    """Analyse one audio file with one ffmpeg run plus tempo/key in numpy.
+def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None, digest: str | None = None) -> AudioFeatures:
+    """Analyse one audio file: one decode, loudness in a second thread, tempo and key in numpy.
 
     Parameters
     ----------
     path : str or Path
         The audio file (any of ``SUPPORTED_EXTENSIONS``, any case).
     ffmpeg_exe : str or None
-        The ffmpeg binary; the bundled one (:func:`lofi_pipeline.core.ffmpeg.find_ffmpeg`) by default.
+        The ffmpeg binary for m4a/aac; the bundled one
+        (:func:`lofi_pipeline.core.ffmpeg.find_ffmpeg`) by default.
+    digest : str or None
+        The file's :func:`~lofi_pipeline.core.identity.content_hash` when the
+        caller has just computed it (an import checks it to skip known
+        content), so the file is not read twice; computed here otherwise.
 
     Returns
     -------
     AudioFeatures
         Duration (s, from the decoded samples), BPM + confidence, key +
-        confidence + Camelot, loudness (LUFS, ffmpeg ebur128), true peak
-        (dBTP, ebur128), RMS energy of the mono mix (linear, full scale = 1),
+        confidence + Camelot, loudness (LUFS, libebur128), true peak
+        (dBTP, ours), RMS energy of the mono mix (linear, full scale = 1),
         spectral centroid (Hz), categories, content hash, native sample rate,
         channels and ``ANALYZER_VERSION``.
 
@@ -909,10 +916,10 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFea
 
     path = Path(path)
     _precheck(path)
-    digest = content_hash(path)
+    digest = digest or content_hash(path)
     dec = _decode_for_analysis(path, ffmpeg_exe or _default_ffmpeg())
     try:
-        # ffmpeg is still measuring loudness on another core meanwhile.
+        # The meter thread is still measuring loudness and true peak meanwhile.
         bpm, bpm_conf = estimate_tempo(dec.excerpt, ANALYSIS_SR)
         key, key_conf = estimate_key(dec.excerpt, ANALYSIS_SR)
     finally:
@@ -942,10 +949,10 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None) -> AudioFea
 # --------------------------------------------------------------------------- many files
 
 
-def _analyze_safely(path: str, ffmpeg_exe: str | None) -> AudioFeatures:
+def _analyze_safely(path: str, ffmpeg_exe: str | None, digest: str | None = None) -> AudioFeatures:
     """Worker entry point: never raises, so one bad file cannot stop the batch."""
     try:
-        return analyze_file(path, ffmpeg_exe=ffmpeg_exe)
+        return analyze_file(path, ffmpeg_exe=ffmpeg_exe, digest=digest)
     except AudioFileError as exc:
         return AudioFeatures(path=path, error=exc.reason, analyzer_version=ANALYZER_VERSION)
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not end the import
@@ -965,6 +972,7 @@ def analyze_files(
     workers: int | None = None,
     on_result: Callable[[AudioFeatures], None] | None = None,
     ffmpeg_exe: str | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> list[AudioFeatures]:
     """Analyse many files in a process pool; a bad file never stops the batch.
 
@@ -979,6 +987,8 @@ def analyze_files(
         e.g. to advance a progress bar or write a row.
     ffmpeg_exe : str or None
         ffmpeg for formats libsndfile cannot read.
+    digests : mapping of str to str, optional
+        Content hashes already computed, by ``str(path)`` (see :func:`analyze_file`).
 
     Returns
     -------
@@ -987,11 +997,12 @@ def analyze_files(
         set (with the reason) and no figures.
     """
     items = [str(p) for p in paths]
+    digests = digests or {}
     workers = workers or os.cpu_count() or 1
     results: dict[int, AudioFeatures] = {}
     if workers <= 1 or len(items) <= 1:
         for i, p in enumerate(items):
-            results[i] = _analyze_safely(p, ffmpeg_exe)
+            results[i] = _analyze_safely(p, ffmpeg_exe, digests.get(p))
             if on_result:
                 on_result(results[i])
         return [results[i] for i in range(len(items))]
@@ -999,7 +1010,7 @@ def analyze_files(
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx,
                              initializer=_init_worker) as pool:
-        futures = {pool.submit(_analyze_safely, p, ffmpeg_exe): i for i, p in enumerate(items)}
+        futures = {pool.submit(_analyze_safely, p, ffmpeg_exe, digests.get(p)): i for i, p in enumerate(items)}
         for fut in as_completed(futures):
             i = futures[fut]
             try:

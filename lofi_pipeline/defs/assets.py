@@ -151,6 +151,7 @@ def audio_features(context: dg.AssetExecutionContext, config: SongFoldersConfig,
     versions = dict(lib.df("SELECT song_id, analyzer_version FROM songs").itertuples(index=False))
     rows: list[dict] = []
     to_analyze: list[Path] = []
+    digests: dict[str, str] = {}  # hashed once here, handed to the analysis
     for f in files:
         st = f.stat()
         state = catalog.FileState(str(f.resolve()), st.st_size, st.st_mtime)
@@ -162,6 +163,7 @@ def audio_features(context: dg.AssetExecutionContext, config: SongFoldersConfig,
                          "content_hash": digest, "status": "known_content"})
             continue
         to_analyze.append(f)
+        digests[str(f)] = digest
     context.log.info(f"track {n}: {len(files)} files, {len(to_analyze)} to analyse, "
                      f"{len(files) - len(to_analyze) - len(rows)} unchanged")
     started = time.monotonic()
@@ -171,7 +173,8 @@ def audio_features(context: dg.AssetExecutionContext, config: SongFoldersConfig,
         done["n"] += 1
         context.log.info(f"[progress] analyse {done['n']}/{len(to_analyze)} {Path(feat.path).name}")
 
-    results = analyze_files(to_analyze, workers=analyzer.workers, on_result=progress) if to_analyze else []
+    results = analyze_files(to_analyze, workers=analyzer.workers, on_result=progress,
+                            digests=digests) if to_analyze else []
     for feat in results:
         st = Path(feat.path).stat() if Path(feat.path).exists() else None
         row = feat.to_dict()

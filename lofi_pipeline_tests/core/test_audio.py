@@ -239,6 +239,16 @@ def test_two_hour_file_streams_in_bounded_memory(tmp_path):
     assert peak_bytes < 80 * 1024 * 1024
 
 
+def test_a_digest_the_caller_computed_is_used_not_recomputed(tmp_path, short_song):
+    # The import hashes every file to skip known content; it hands those
+    # hashes over so a new file is read once. A given digest is taken as is.
+    path = write_audio(np.tile(short_song, 2), 22050, tmp_path / "song.wav")
+    given = "0" * 40
+    [res] = audio.analyze_files([path], workers=1, digests={str(path): given})
+    assert res.error is None and res.content_hash == given
+    assert audio.analyze_file(path).content_hash == content_hash(path) != given
+
+
 def test_analyze_files_continues_past_bad_files(tmp_path, short_song):
     good = write_audio(np.tile(short_song, 2), 22050, tmp_path / "good.wav")
     empty = tmp_path / "empty.mp3"
