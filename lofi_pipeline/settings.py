@@ -49,6 +49,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any], where: str) -> dict[str, 
     return out
 
 
+class _LibraryPath:
+    """``settings.<name>``: the ``library.<name>`` setting resolved by :meth:`Settings.path`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = name
+
+    def __get__(self, obj: Settings | None, owner: type | None = None) -> str:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        return obj.path(obj.raw["library"][self.key])  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -78,26 +90,12 @@ class Settings:
         p = Path(value).expanduser()
         return str(p if p.is_absolute() else self.home / p)
 
-    # Frequently used paths
-    @property
-    def duckdb_path(self) -> str:
-        return self.path(self.raw["library"]["duckdb_path"])  # type: ignore[return-value]
-
-    @property
-    def export_dir(self) -> str:
-        return self.path(self.raw["library"]["export_dir"])  # type: ignore[return-value]
-
-    @property
-    def features_dir(self) -> str:
-        return self.path(self.raw["library"]["features_dir"])  # type: ignore[return-value]
-
-    @property
-    def pages_dir(self) -> str:
-        return self.path(self.raw["library"]["pages_dir"])  # type: ignore[return-value]
-
-    @property
-    def tracks_dir(self) -> str:
-        return self.path(self.raw["library"]["tracks_dir"])  # type: ignore[return-value]
+    # The library's paths (``library:`` in the settings), resolved against LOFI_HOME.
+    duckdb_path = _LibraryPath()
+    export_dir = _LibraryPath()
+    features_dir = _LibraryPath()
+    pages_dir = _LibraryPath()
+    tracks_dir = _LibraryPath()
 
     @property
     def dagster_home(self) -> str:

@@ -25,11 +25,11 @@ import queue
 import threading
 
 import numpy as np
-from scipy import signal
 
 __all__ = ["LoudnessMeter", "TruePeak", "libebur128_version", "measure_loudness"]
 
 _MODE_I = 5  # EBUR128_MODE_I: integrated loudness (implies momentary)
+_MODE_TRUE_PEAK = 49  # EBUR128_MODE_TRUE_PEAK (implies sample peak and momentary)
 _GATE_FLOOR_LUFS = -70.0  # BS.1770 absolute gate: nothing above it means silence
 
 _F32_P = ctypes.POINTER(ctypes.c_float)
@@ -46,20 +46,22 @@ class _CLibrary:
         lib.ebur128_add_frames_float.argtypes = [ctypes.c_void_p, _F32_P, ctypes.c_size_t]
         lib.ebur128_loudness_global.restype = ctypes.c_int
         lib.ebur128_loudness_global.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
+        lib.ebur128_prev_true_peak.restype = ctypes.c_int
+        lib.ebur128_prev_true_peak.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_double)]
         lib.ebur128_destroy.restype = None
         lib.ebur128_destroy.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         self.lib = lib
 
-    def open(self, sample_rate: int, channels: int) -> _CState:
-        state = self.lib.ebur128_init(channels, sample_rate, _MODE_I)
+    def open(self, sample_rate: int, channels: int, mode: int) -> _CState:
+        state = self.lib.ebur128_init(channels, sample_rate, mode)
         if not state:
             raise MemoryError("libebur128 could not allocate its state")
-        return _CState(self.lib, state)
+        return _CState(self.lib, state, channels)
 
 
 class _CState:
-    def __init__(self, lib, state: int):
-        self.lib, self.state = lib, state
+    def __init__(self, lib, state: int, channels: int):
+        self.lib, self.state, self.channels = lib, state, channels
 
     def add(self, block: np.ndarray) -> None:
         # block: C-contiguous float32 (frames, channels); interleaved as libebur128 expects.
@@ -71,6 +73,14 @@ class _CState:
         self.lib.ebur128_loudness_global(self.state, ctypes.byref(out))
         return out.value
 
+    def last_true_peak(self) -> float:
+        """Largest true peak (linear) over all channels of the last :meth:`add`."""
+        out, best = ctypes.c_double(), 0.0
+        for c in range(self.channels):
+            self.lib.ebur128_prev_true_peak(self.state, c, ctypes.byref(out))
+            best = max(best, out.value)
+        return best
+
     def close(self) -> None:
         if self.state:
             handle = ctypes.c_void_p(self.state)
@@ -81,17 +91,20 @@ class _CState:
 class _PyState:
     """The same library through pyebur128's Python API (holds the GIL)."""
 
-    def __init__(self, sample_rate: int, channels: int):
+    def __init__(self, sample_rate: int, channels: int, mode: int):
         import pyebur128
 
-        self.module = pyebur128
-        self.state = pyebur128.R128State(channels, sample_rate, pyebur128.MeasurementMode.MODE_I)
+        self.module, self.channels = pyebur128, channels
+        self.state = pyebur128.R128State(channels, sample_rate, mode)
 
     def add(self, block: np.ndarray) -> None:
         self.state.add_frames(block.reshape(-1), len(block))
 
     def integrated(self) -> float:
         return float(self.module.get_loudness_global(self.state))
+
+    def last_true_peak(self) -> float:
+        return max(float(self.module.get_previous_true_peak(self.state, c)) for c in range(self.channels))
 
     def close(self) -> None:
         self.state = None
@@ -108,12 +121,12 @@ def _c_library() -> _CLibrary | None:
         return None
 
 
-def _open_state(sample_rate: int, channels: int, *, use_c: bool | None = None):
+def _open_state(sample_rate: int, channels: int, mode: int = _MODE_I, *, use_c: bool | None = None):
     """A fresh libebur128 measurement state (C API when available, unless ``use_c`` says otherwise)."""
     lib = _c_library() if use_c is not False else None
     if use_c and lib is None:
         raise RuntimeError("libebur128's C symbols are not exported by this pyebur128 build")
-    return lib.open(sample_rate, channels) if lib is not None else _PyState(sample_rate, channels)
+    return lib.open(sample_rate, channels, mode) if lib is not None else _PyState(sample_rate, channels, mode)
 
 
 def libebur128_version() -> str:
@@ -151,7 +164,7 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int, *, max_pending_bytes: int = 32 << 20,
                  use_c: bool | None = None):
         self.state = _open_state(sample_rate, channels, use_c=use_c)
-        self.peak = TruePeak()
+        self.peak = TruePeak(sample_rate, channels, use_c=use_c)
         block_bytes = 65536 * channels * 4
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(4, max_pending_bytes // block_bytes))
         self.error: BaseException | None = None
@@ -210,13 +223,6 @@ class LoudnessMeter:
             self._thread.join()
 
 
-_INTERPOLATOR = signal.firwin(49, 0.25, window=("kaiser", 5.0))
-"""4x interpolation low-pass (cut-off at the original Nyquist), 12 taps per
-phase like the filter in ITU-R BS.1770-4 Annex 2. On limited and clipped
-masters it agrees with libebur128's true-peak mode within 0.1 dB, where
-ideal (brick-wall) interpolation reads up to 0.8 dB higher."""
-
-
 def _peak_estimate(block: np.ndarray) -> np.ndarray:
     """Per frame, a cheap estimate of the peak around it: the larger of the
     sample and the cubic (4-tap Lagrange) midpoint to the next sample, over
@@ -236,76 +242,96 @@ def _peak_estimate(block: np.ndarray) -> np.ndarray:
 
 
 class TruePeak:
-    """True peak (dBTP): the maximum of the signal oversampled 4x.
+    """True peak (dBTP), measured by libebur128 on the segments where it can be.
 
-    Each block is cut into 1024-frame segments; those whose estimated peak
-    (sample or cubic midpoint, :func:`_peak_estimate`) is within
-    ``margin_db`` of the loudest seen so far are kept (at most
-    ``max_segments``, the loudest first), and only those are oversampled 4x at
-    the end with a BS.1770-style interpolation filter. Inter-sample overs of
-    more than 3 dB need pathological signals, which is why 3 dB is the margin.
+    libebur128's true-peak mode oversamples every sample of every channel,
+    which costs six times its loudness measurement. An inter-sample peak can
+    only exceed the sample peak near the loudest samples, so the stream is cut
+    into ``segment``-frame pieces, each ranked by a cheap estimate
+    (:func:`_peak_estimate`: the sample or the cubic midpoint to the next, which
+    tells apart the pieces of a clipped master that all tie at the ceiling).
+    The ``max_segments`` likeliest pieces within ``margin_db`` of the best are
+    kept with ``context`` frames of real signal on each side, and at the end
+    libebur128's own true-peak interpolator measures each of them (context
+    tapered to zero, so starting its filter afresh does not ring). Inter-sample
+    overs of more than 3 dB need pathological signals, hence the margin.
     """
 
-    _CONTEXT = 32  # frames of neighbouring signal on each side of a segment
-
-    def __init__(self, *, margin_db: float = 3.0, max_segments: int = 16, segment: int = 1024):
+    def __init__(self, sample_rate: int, channels: int, *, margin_db: float = 3.0, max_segments: int = 16,
+                 segment: int = 1024, context: int = 32, use_c: bool | None = None):
+        self.sample_rate, self.channels, self.use_c = sample_rate, channels, use_c
         self.ratio = 10 ** (-margin_db / 20)
         self.max_segments = max_segments
         self.segment = segment
-        self.peak = 0.0
-        self.kept: list[tuple[float, np.ndarray, tuple[int, int]]] = []
+        self.context = context
+        self.best_score = 0.0
+        self.sample_peak = 0.0
+        # Frames not yet used as a segment's core, with `context` frames before
+        # them; digital silence precedes the file.
+        self.carry = np.zeros((context, channels), np.float32)
+        self.kept: list[tuple[float, np.ndarray]] = []
 
     def add(self, block: np.ndarray) -> None:
         """Take one ``(frames, channels)`` block (copied where kept)."""
-        n = len(block)
-        if n == 0:
+        if not len(block):
             return
-        score = _peak_estimate(block)
-        n_seg = -(-n // self.segment)
-        padded = np.zeros(n_seg * self.segment, np.float32)
-        padded[:n] = score
-        seg_scores = padded.reshape(n_seg, self.segment).max(axis=1)
-        self.peak = max(self.peak, float(seg_scores.max()))
-        candidates = np.flatnonzero(seg_scores >= self.peak * self.ratio)
-        if len(candidates) > self.max_segments:
-            # A limited master has most segments near its ceiling: copy only this block's likeliest.
-            likeliest = np.argpartition(seg_scores[candidates], -self.max_segments)[-self.max_segments:]
-            candidates = candidates[likeliest]
-        for i in candidates:
-            lo = int(i) * self.segment
-            start = max(0, lo - self._CONTEXT)
-            seg = block[start: lo + self.segment + self._CONTEXT].copy()
-            # Frames within _CONTEXT of a block edge have no context on one
-            # side; they count with their estimate only (self.peak).
-            c0 = max(lo, self._CONTEXT) - start
-            c1 = min(lo + self.segment, n - self._CONTEXT) - start
-            if c1 > c0:
-                self.kept.append((float(seg_scores[i]), seg, (c0, c1 - c0)))
-        if len(self.kept) > 4 * self.max_segments:
-            self._prune()
+        self.sample_peak = max(self.sample_peak, float(np.abs(block).max()))
+        self._scan(np.concatenate([self.carry, block]))
+
+    def _scan(self, ext: np.ndarray) -> None:
+        """Rank every whole segment of ``ext`` (cores start after ``context`` frames); carry the rest."""
+        c, s = self.context, self.segment
+        n_seg = max(0, (len(ext) - 2 * c) // s)
+        if n_seg:
+            score = _peak_estimate(ext)
+            seg_scores = score[c: c + n_seg * s].reshape(n_seg, s).max(axis=1)
+            self.best_score = max(self.best_score, float(seg_scores.max()))
+            candidates = np.flatnonzero(seg_scores >= self.best_score * self.ratio)
+            if len(candidates) > self.max_segments:
+                likeliest = np.argpartition(seg_scores[candidates], -self.max_segments)[-self.max_segments:]
+                candidates = candidates[likeliest]
+            for i in candidates:
+                lo = int(i) * s  # core starts at lo + c in ext; the piece spans lo .. lo + s + 2c
+                self.kept.append((float(seg_scores[i]), ext[lo: lo + s + 2 * c].copy()))
+            if len(self.kept) > 4 * self.max_segments:
+                self._prune()
+        self.carry = ext[n_seg * s:].copy()
 
     def _prune(self) -> None:
-        self.kept = [k for k in self.kept if k[0] >= self.peak * self.ratio and k[0] > 0]
+        self.kept = [k for k in self.kept if k[0] >= self.best_score * self.ratio and k[0] > 0]
         self.kept.sort(key=lambda k: -k[0])
         self.kept = self.kept[: self.max_segments]
 
     def db(self) -> float | None:
-        """The true peak in dBTP, or None for digital silence."""
+        """The true peak in dBTP, or None for digital silence. Call once, at the end."""
+        rest = len(self.carry) - self.context  # core frames not ranked yet
+        if rest > 0:
+            # Digital silence follows the file: pad to whole segments plus trailing context.
+            n_seg = -(-rest // self.segment)
+            total = n_seg * self.segment + 2 * self.context
+            self._scan(np.concatenate([self.carry, np.zeros((total - len(self.carry), self.channels), np.float32)]))
         self._prune()
-        if self.peak <= 0:
+        if self.sample_peak <= 0:
             return None
-        best = self.peak
-        # 4x interpolation with the 49-tap low-pass above, one batch per
-        # segment shape (all alike except at block edges). Each segment is
-        # filtered on its own; the filter's edge transients (6 input frames)
-        # stay inside the 32 context frames, and only the core counts.
-        groups: dict[tuple[int, int, int], list[np.ndarray]] = {}
-        for _, seg, (c0, clen) in self.kept:
-            groups.setdefault((len(seg), c0, clen), []).append(seg)
-        for (_n, c0, clen), segs in groups.items():
-            up = signal.resample_poly(np.stack(segs), 4, 1, window=_INTERPOLATOR, axis=1)
-            best = max(best, float(np.abs(up[:, 4 * c0: 4 * (c0 + clen)]).max()))
+        best = self.sample_peak
+        for _, piece in self.kept:
+            state = _open_state(self.sample_rate, self.channels, _MODE_TRUE_PEAK, use_c=self.use_c)
+            try:
+                state.add(np.ascontiguousarray(piece * _taper(len(piece), self.context)[:, None]))
+                best = max(best, state.last_true_peak())
+            finally:
+                state.close()
         return float(20 * np.log10(best))
+
+
+def _taper(n: int, context: int) -> np.ndarray:
+    """Half-Hann ramps from 0 over the first and last ``context`` frames, 1 between."""
+    w = np.ones(n, np.float32)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(context) + 0.5) / context)
+    k = min(context, n // 2)
+    w[:k] = ramp[:k]
+    w[n - k:] = np.minimum(w[n - k:], ramp[:k][::-1])
+    return w
 
 
 def measure_loudness(y: np.ndarray, sr: int, *, use_c: bool | None = None) -> tuple[float | None, float | None]:
