@@ -9,10 +9,11 @@ wheel does not export the C symbols (Windows builds need not), the same library
 is driven through pyebur128's own Python API, which holds the GIL — same
 figures, less overlap.
 
-True peak is ours (:class:`TruePeak`): libebur128's true-peak mode oversamples
-every sample of every channel and costs more than the whole rest of the
-analysis, while an inter-sample peak can only exceed the sample peak near the
-loudest samples; so only the loudest segments are oversampled.
+True peak (:class:`TruePeak`) is libebur128's true-peak interpolator too, but
+run only where it matters: over every sample of every channel it costs more
+than the whole rest of the analysis, while an inter-sample peak can only exceed
+the sample peak near the loudest samples. We pick those segments; libebur128
+measures them.
 
 Units: LUFS for loudness, dBTP for true peak (0 dBTP = full scale).
 """
@@ -168,7 +169,6 @@ class LoudnessMeter:
         block_bytes = 65536 * channels * 4
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(4, max_pending_bytes // block_bytes))
         self.error: BaseException | None = None
-        self.frames = 0
         self._peak_db: float | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="loudness-meter", daemon=True)
@@ -192,7 +192,6 @@ class LoudnessMeter:
         """Queue one block; ``copy=True`` when the caller reuses its buffer."""
         block = np.array(block, dtype=np.float32, order="C", copy=True) if copy else \
             np.ascontiguousarray(block, dtype=np.float32)
-        self.frames += len(block)
         self.queue.put(block)
 
     def result(self) -> tuple[float | None, float | None]:
