@@ -101,7 +101,7 @@ def build_specs(n: int, seed: int = 2024, seconds: float | None = None) -> list[
     return items
 
 
-def render_item(args: tuple[Item, str, float]) -> str:
+def render_item(args: tuple[Item, str]) -> str:
     item, folder = args
     y = synthesize_song(bpm=item.bpm, key=item.key, seconds=item.seconds, sr=22050, seed=1000 + item.index,
                         drums=item.drums, swing=item.swing, hats16=item.hats16,

@@ -5,7 +5,7 @@ block at its native rate (libsndfile for wav, flac, ogg and mp3, with
 libmpg123's fd-2 chatter filtered out; the bundled ffmpeg through a pipe for
 m4a/aac and whatever libsndfile refuses). Each block goes to a meter thread
 (:class:`lofi_pipeline.core.loudness.LoudnessMeter`: libebur128 integrated
-loudness with the GIL released, and our true peak) and to :class:`_BlockStats`
+loudness and true peak, with the GIL released) and to :class:`_BlockStats`
 (RMS of the mono mix, spectral-centroid snapshots, and the middle
 ``EXCERPT_SECONDS`` as mono, resampled with soxr to ``ANALYSIS_SR`` = 11025 Hz).
 Tempo and key are estimated on that excerpt while the meter finishes on the
@@ -39,7 +39,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 
 from lofi_pipeline.core.errors import AudioFileError
-from lofi_pipeline.core.loudness import LoudnessMeter
+from lofi_pipeline.core.loudness import BLOCK_FRAMES, LoudnessMeter
 from lofi_pipeline.core.models import AudioFeatures
 from lofi_pipeline.core.probe import parse_input_summary
 
@@ -58,7 +58,6 @@ EXCERPT_SECONDS = 120.0
 """Tempo and key use at most this many seconds from the middle of the song:
 enough for a stable estimate, and it bounds time and memory on long files."""
 
-_BLOCK_FRAMES = 1 << 16  # frames per decoded block
 
 # Thresholds for the seed schema's categories (documented in notes/audio.md).
 ENERGY_LOW_BELOW_DBFS = -20.0
@@ -317,8 +316,9 @@ def _excerpt_window(duration: float | None, sr: int) -> tuple[int, int]:
 class _BlockStats:
     """The per-block work both decoders share, at the native rate.
 
-    True-peak candidates, the RMS sum of the mono mix (channel mean), the
-    middle excerpt of the mono mix and the spectral-centroid snapshots. Each
+    Hands each block to the loudness meter (its own thread), and keeps the RMS
+    sum of the mono mix (channel mean), the middle excerpt of the mono mix and
+    the spectral-centroid snapshots. Each
     block is seen once, so memory does not grow with the file (only the
     excerpt, at most EXCERPT_SECONDS, is kept).
     """
@@ -446,18 +446,18 @@ def _decode_for_analysis(path: Path, exe: str) -> _Decoded:
     libsndfile (in this process; libmpg123 inside it for mp3) decodes wav, flac,
     ogg and mp3 about three times faster than the ffmpeg command line, whose
     thread-per-stage pipeline costs as much system time as decoding. Each
-    block goes to :class:`_BlockStats` and to ffmpeg's ``ebur128`` in a child
-    process. m4a/aac, and anything libsndfile refuses, are decoded by ffmpeg
-    itself (:func:`_decode_with_ffmpeg`).
+    block goes to :class:`_BlockStats` (and from there to the loudness
+    meter's thread). m4a/aac, and anything libsndfile refuses, are decoded by
+    ffmpeg itself (:func:`_decode_with_ffmpeg`).
     """
     if path.suffix.lower() not in _NOT_FOR_LIBSNDFILE:
-        decoded = _decode_with_libsndfile(path, exe)
+        decoded = _decode_with_libsndfile(path)
         if decoded is not None:
             return decoded
     return _decode_with_ffmpeg(path, exe)
 
 
-def _decode_with_libsndfile(path: Path, exe: str) -> _Decoded | None:
+def _decode_with_libsndfile(path: Path) -> _Decoded | None:
     """Decode with libsndfile; None when libsndfile cannot open the file."""
     import soundfile as sf
 
@@ -475,7 +475,7 @@ def _decode_with_libsndfile(path: Path, exe: str) -> _Decoded | None:
             try:
                 while True:
                     # A fresh array per block: the loudness thread keeps it without a copy.
-                    block = sfile.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    block = sfile.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                     if not len(block):
                         break
                     stats.add(block)
@@ -519,7 +519,7 @@ def _decode_with_ffmpeg(path: Path, exe: str) -> _Decoded:
             ch = header.channels
             frame_bytes = 4 * ch
             # Read straight into a reused float32 buffer (no bytes copies).
-            buf = np.empty(_BLOCK_FRAMES * ch, np.float32)
+            buf = np.empty(BLOCK_FRAMES * ch, np.float32)
             raw = memoryview(buf).cast("B")
             filled = 0
             while True:
@@ -902,8 +902,8 @@ def analyze_file(path: str | Path, *, ffmpeg_exe: str | None = None, digest: str
     -------
     AudioFeatures
         Duration (s, from the decoded samples), BPM + confidence, key +
-        confidence + Camelot, loudness (LUFS, libebur128), true peak
-        (dBTP, ours), RMS energy of the mono mix (linear, full scale = 1),
+        confidence + Camelot, loudness (LUFS) and true peak (dBTP), both
+        libebur128's, RMS energy of the mono mix (linear, full scale = 1),
         spectral centroid (Hz), categories, content hash, native sample rate,
         channels and ``ANALYZER_VERSION``.
 

@@ -35,6 +35,10 @@ _GATE_FLOOR_LUFS = -70.0  # BS.1770 absolute gate: nothing above it means silenc
 
 _F32_P = ctypes.POINTER(ctypes.c_float)
 
+BLOCK_FRAMES = 1 << 16
+"""Frames per block that decoders hand to :class:`LoudnessMeter` (at most); its
+queue is sized in blocks of this length."""
+
 
 class _CLibrary:
     """libebur128's C API through ctypes (the GIL is released during each call)."""
@@ -166,7 +170,7 @@ class LoudnessMeter:
                  use_c: bool | None = None):
         self.state = _open_state(sample_rate, channels, use_c=use_c)
         self.peak = TruePeak(sample_rate, channels, use_c=use_c)
-        block_bytes = 65536 * channels * 4
+        block_bytes = BLOCK_FRAMES * channels * 4
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(4, max_pending_bytes // block_bytes))
         self.error: BaseException | None = None
         self._peak_db: float | None = None
@@ -222,22 +226,27 @@ class LoudnessMeter:
             self._thread.join()
 
 
-def _peak_estimate(block: np.ndarray) -> np.ndarray:
+def _peak_estimate(block: np.ndarray) -> tuple[np.ndarray, float]:
     """Per frame, a cheap estimate of the peak around it: the larger of the
     sample and the cubic (4-tap Lagrange) midpoint to the next sample, over
-    all channels. Clipped masters tie on sample peak; the midpoint tells
-    which segments overshoot between samples."""
+    all channels; and the block's sample peak, from the same pass. Clipped
+    masters tie on sample peak; the midpoint tells which segments overshoot
+    between samples."""
     est = np.zeros(len(block), np.float32)
+    sample_peak = 0.0
     for c in range(block.shape[1]):
         x = np.ascontiguousarray(block[:, c], dtype=np.float32)
-        np.maximum(est, np.abs(x), out=est)
+        magnitude = np.abs(x)
+        if len(x):
+            sample_peak = max(sample_peak, float(magnitude.max()))
+        np.maximum(est, magnitude, out=est)
         if len(x) >= 4:
             mid = x[1:-2] + x[2:-1]
             mid *= 9.0 / 16.0
             mid -= (x[:-3] + x[3:]) * (1.0 / 16.0)
             np.abs(mid, out=mid)
             np.maximum(est[1:-2], mid, out=est[1:-2])
-    return est
+    return est, sample_peak
 
 
 class TruePeak:
@@ -274,15 +283,19 @@ class TruePeak:
         """Take one ``(frames, channels)`` block (copied where kept)."""
         if not len(block):
             return
-        self.sample_peak = max(self.sample_peak, float(np.abs(block).max()))
         self._scan(np.concatenate([self.carry, block]))
 
     def _scan(self, ext: np.ndarray) -> None:
-        """Rank every whole segment of ``ext`` (cores start after ``context`` frames); carry the rest."""
+        """Rank every whole segment of ``ext`` (cores start after ``context`` frames); carry the rest.
+
+        Every frame passes through here at least once (the last ones when
+        :meth:`db` pads the carry), so the sample peak is taken here too.
+        """
         c, s = self.context, self.segment
         n_seg = max(0, (len(ext) - 2 * c) // s)
         if n_seg:
-            score = _peak_estimate(ext)
+            score, sample_peak = _peak_estimate(ext)
+            self.sample_peak = max(self.sample_peak, sample_peak)
             seg_scores = score[c: c + n_seg * s].reshape(n_seg, s).max(axis=1)
             self.best_score = max(self.best_score, float(seg_scores.max()))
             candidates = np.flatnonzero(seg_scores >= self.best_score * self.ratio)
@@ -357,8 +370,8 @@ def measure_loudness(y: np.ndarray, sr: int, *, use_c: bool | None = None) -> tu
         data = data[:, None]
     meter = LoudnessMeter(sr, data.shape[1], use_c=use_c)
     try:
-        for lo in range(0, len(data), 65536):
-            meter.add(np.ascontiguousarray(data[lo: lo + 65536]))
+        for lo in range(0, len(data), BLOCK_FRAMES):
+            meter.add(np.ascontiguousarray(data[lo: lo + BLOCK_FRAMES]))
     except BaseException:
         meter.abort()
         raise

@@ -20,7 +20,7 @@ from typing import Any
 from lofi_pipeline.core.errors import AudioFileError
 
 __all__ = ["MediaInfo", "StreamInfo", "probe_media", "measure_loudness_ffmpeg", "measure_loudness_split",
-           "ffmpeg_tail", "parse_input_summary", "ebur128_summary_value"]
+           "ffmpeg_tail", "parse_input_summary"]
 
 # "Duration: 00:01:23.45, start: 0.000000, bitrate: 305 kb/s" ("N/A" for raw pipes)
 _DURATION = re.compile(r"Duration:\s*(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
@@ -169,7 +169,7 @@ def probe_media(path: str | Path, *, ffmpeg_exe: str, exact: bool = False) -> Me
     return MediaInfo(path=str(path), duration_seconds=duration, streams=streams)
 
 
-def ebur128_summary_value(stderr: str, label: str) -> float | None:
+def _summary_value(stderr: str, label: str) -> float | None:
     """Find ``label: -14.1 LUFS`` in the last ebur128 summary; -inf → None."""
     summary = stderr[stderr.rfind("Summary:"):] if "Summary:" in stderr else ""
     m = re.search(rf"{label}:\s*(?P<v>-?inf|-?\d+(?:\.\d+)?)", summary)
@@ -221,8 +221,8 @@ def measure_loudness_ffmpeg(path: str | Path, *, ffmpeg_exe: str, start: float |
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0 or "Summary:" not in proc.stderr:
         raise AudioFileError(path, f"ffmpeg loudness measurement failed: {ffmpeg_tail(proc.stderr, lines=3)}")
-    integrated = ebur128_summary_value(proc.stderr, "I")
-    peak = ebur128_summary_value(proc.stderr, "Peak")
+    integrated = _summary_value(proc.stderr, "I")
+    peak = _summary_value(proc.stderr, "Peak")
     return (integrated if integrated is not None else -70.0, peak if peak is not None else -144.0)
 
 
