@@ -215,6 +215,21 @@ def test_unreadable_file(tmp_path, short_song):
         os.chmod(path, 0o644)
 
 
+def test_unreadable_paths_that_root_cannot_read_either(tmp_path, short_song):
+    # chmod 000 does not stop root (CI may run as root): a folder named like a
+    # song and a link to a file that is gone cannot be read by anyone.
+    folder = tmp_path / "album.mp3"
+    folder.mkdir()
+    _expect_error(folder, "folder")
+    link = tmp_path / "link.wav"
+    link.symlink_to(tmp_path / "moved_away.wav")
+    _expect_error(link, "not found")
+    # ...and the batch reports them beside a good file instead of stopping.
+    good = write_audio(np.tile(short_song, 2), 22050, tmp_path / "good.wav")
+    results = audio.analyze_files([folder, link, good], workers=1)
+    assert [bool(r.error) for r in results] == [True, True, False]
+
+
 def test_missing_file(tmp_path):
     _expect_error(tmp_path / "gone.flac", "not found")
 
