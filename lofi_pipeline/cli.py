@@ -62,6 +62,24 @@ def _settings():
     return Settings.load()
 
 
+def _library(settings=None):
+    """The library of LOFI_HOME; says so once when it waits for another writer."""
+    from lofi_pipeline.core.library import Library
+
+    s = settings or _settings()
+    return Library(s.duckdb_path, home=s.home, on_wait=_warn)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """Page or file text as Rich shows it literally: control characters stripped, markup escaped."""
+    from rich.markup import escape
+
+    return escape(_CONTROL.sub("", str(text)))
+
+
 class _RunProgress:
     """A Rich progress bar fed by '[progress] <task> i/n ...' lines from Dagster run logs."""
 
@@ -108,8 +126,8 @@ def _run(job: str, *, partition: int | None = None, run_config: dict | None = No
 
 
 def _track_dir(track: int) -> Path:
-    """Tracks/{N} of the current library (imported lazily: workspace pulls in the audio stack)."""
-    from lofi_pipeline.core.workspace import track_dir_for
+    """Tracks/{N} of the current library."""
+    from lofi_pipeline.core.trackdir import track_dir_for
 
     return track_dir_for(Path(_settings().tracks_dir), track)
 
@@ -133,7 +151,7 @@ def init() -> None:
         cfg.write_text(default_settings_text())
     for d in (s.tracks_dir, s.pages_dir, s.features_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
-    version = Library(s.duckdb_path).init()
+    version = Library(s.duckdb_path, home=s.home).init()
     prepare_instance(s)
     out.print(f"library ready in {s.home} (schema v{version}, settings {cfg.name})")
 
@@ -162,9 +180,11 @@ def import_(
     plan = asset_metadata(result, "track_plans")
     feats = asset_metadata(result, "audio_features")
     songs = asset_metadata(result, "songs_table")
-    out.print(f"track {track}: [bold]{plan.get('title') or '(untitled)'}[/bold] — {plan.get('arcs')} arcs, "
+    gaps = asset_metadata(result, "gap_report")
+    out.print(f"track {track}: [bold]{safe(plan.get('title') or '(untitled)')}[/bold] — {plan.get('arcs')} arcs, "
               f"{plan.get('prompts')} prompts; {feats.get('files')} files, {feats.get('analysed')} analysed, "
-              f"{feats.get('errors')} errors; library {songs.get('library_songs')} songs")
+              f"{feats.get('errors')} errors; library {songs.get('library_songs')} songs; "
+              f"songs to generate: {gaps.get('songs_to_generate')}")
     for w in plan.get("warnings") or []:
         _warn(w)
     if feats.get("errors"):
@@ -183,8 +203,8 @@ def _import_all(parent: Optional[str], force: bool) -> None:
     for page in pages:
         n = track_number_from_title(page.get("title"))
         if n is None:
-            err.print(f"[yellow]skipped[/yellow] page {page['id']} ('{page.get('title')}'): no track number "
-                      "in its title")
+            err.print(f"[yellow]skipped[/yellow] page {safe(page['id'])} ('{safe(page.get('title'))}'): "
+                      "no track number in its title")
             continue
         _run("notion_sync_job", partition=n, run_config={"ops": {"notion_pages": {"config": {
             "page": page["id"], "force": force}}}}, title=f"page of track {n}")
@@ -238,13 +258,11 @@ def analyze(
 # --------------------------------------------------------------------------- planning
 def _query_json(track: int) -> dict:
     """The seed-compatible JSON of a track's matches."""
-    from lofi_pipeline.core.library import Library
-
-    s = _settings()
-    lib = Library(s.duckdb_path)
+    lib = _library()
     plan = lib.load_plan(track)
-    m = lib.df("SELECT m.*, s.bpm, s.key, s.arc AS song_arc, s.duration_seconds, s.path FROM matches m "
-               "JOIN songs s USING (song_id) WHERE m.track_number = ? ORDER BY prompt_order, rank", [track])
+    if plan is None:
+        _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
+    m = lib.load_matches(track, with_songs=True)
     results: dict[str, list] = {}
     for arc in plan.arcs:
         rows = []
@@ -272,7 +290,6 @@ def query(
     top_k: Annotated[Optional[int], typer.Option(help="Matches per prompt (default from lofi.yaml: 5).")] = None,
     min_similarity: Annotated[Optional[float], typer.Option(help="Minimum cosine similarity (0.6).")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Target minutes (default: the page's).")] = None,
-    include_same_track: Annotated[bool, typer.Option(help="Offer songs made for this track too.")] = False,
     unused_only: Annotated[bool, typer.Option(help="Only songs never used in a published track.")] = False,
     bpm_min: Annotated[Optional[float], typer.Option(help="Only songs at or above this BPM.")] = None,
     bpm_max: Annotated[Optional[float], typer.Option(help="Only songs at or below this BPM.")] = None,
@@ -280,22 +297,24 @@ def query(
     arc: Annotated[Optional[int], typer.Option(help="Only songs made for this arc number.")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="Only songs with this vibe tag or mood keyword (repeatable).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the matches as JSON.")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Show the stored matches; run nothing.")] = False,
 ) -> None:
-    """Match library songs to every prompt of a track, select a mix and report the gaps."""
-    cfg = {"top_k": top_k or 0, "min_similarity": -1.0 if min_similarity is None else min_similarity,
-           "include_same_track": include_same_track, "unused_only": unused_only,
-           "bpm_min": bpm_min or 0.0, "bpm_max": bpm_max or 0.0, "key": key or "", "arc": arc or 0,
-           "tags": list(tag or [])}
-    _run("query_job", partition=track, title=f"query track {track}", run_config={"ops": {
-        "track_matches": {"config": cfg},
-        "track_selection": {"config": {"duration_minutes": duration or 0.0}}}})
+    """Match library songs to every prompt of a track, plan the mix and report the gaps."""
+    if not show:
+        cfg = {"reuse_stored": False, "top_k": top_k or 0,
+               "min_similarity": -1.0 if min_similarity is None else min_similarity,
+               "unused_only": unused_only, "bpm_min": bpm_min or 0.0, "bpm_max": bpm_max or 0.0,
+               "key": key or "", "arc": arc or 0, "tags": list(tag or [])}
+        _run("query_job", partition=track, title=f"query track {track}", run_config={"ops": {
+            "track_matches": {"config": cfg},
+            "mix_plan": {"config": {"duration_minutes": duration or 0.0}}}})
     data = _query_json(track)
-    table = Table("arc", "#", "prompt", "best match", "score", "sim", title=data["track_title"])
+    table = Table("arc", "#", "prompt", "best match", "score", "sim", title=safe(data["track_title"] or ""))
     for arc, rows in data["results"].items():
         for r in rows:
             best = r["matches"][0] if r["matches"] else None
-            table.add_row(arc.split("_")[1], str(r["prompt_number"]), r["prompt_text"][:50],
-                          best["filename"] if best else "[red]— gap —[/red]",
+            table.add_row(arc.split("_")[1], str(r["prompt_number"]), safe(r["prompt_text"][:50]),
+                          safe(best["filename"]) if best else "[red]— gap —[/red]",
                           f"{best['score']:.2f}" if best else "", f"{best['similarity']:.2f}" if best else "")
     out.print(table)
     out.print(f"{data['prompts_matched']}/{data['total_prompts']} prompts matched, {data['total_matches']} matches")
@@ -306,42 +325,47 @@ def query(
 
 
 @app.command()
-def gaps(track: TrackOpt) -> None:
-    """Show which prompts still need new songs (and write gaps.json / remaining-prompts.md)."""
-    from lofi_pipeline.runner import asset_metadata
-
-    result = _run("query_job", partition=track, title=f"gaps of track {track}")
-    meta = asset_metadata(result, "gap_report")
-    metadata = _track_dir(track) / "metadata"
-    report = json.loads((metadata / "gaps.json").read_text())
-    table = Table("arc", "#", "status", "best sim", "needs", "prompt")
-    colors = {"none": "red", "weak": "yellow", "good": "green"}
+def gaps(track: TrackOpt,
+         as_json: Annotated[bool, typer.Option("--json", help="Print the stored report as JSON.")] = False) -> None:
+    """Show which prompts still need new songs, from the stored gap report (nothing is re-run)."""
+    report = _library().load_gap_report(track)
+    if report is None:
+        _fail(f"track {track}: no gap report yet; run `lofi query --track {track}` (or import its songs)")
+    if as_json:
+        keys = ("arc_number", "prompt_number", "status", "songs_needed", "best_song")
+        sys.stdout.write(json.dumps({
+            "track_number": report["track_number"], "plan_id": report.get("plan_id"),
+            "songs_to_generate": report["songs_to_generate"], "shortfall_minutes": report["shortfall_minutes"],
+            "prompts": [{k: p.get(k) for k in keys} for p in report["prompts"]]}, ensure_ascii=False) + "\n")
+        return
+    table = Table("arc", "#", "status", "needs", "closest song", "prompt")
+    colors = {"missing": "red", "weak": "yellow", "covered": "green"}
     for p in report["prompts"]:
+        best = p.get("best_song") or {}
         table.add_row(str(p["arc_number"]), str(p["prompt_number"]),
-                      f"[{colors.get(p['status'], 'white')}]{p['status']}[/]",
-                      f"{p['best_similarity']:.2f}" if p.get("best_similarity") is not None else "—",
-                      str(p.get("songs_needed", "")), (p.get("core_text") or p["text"])[:60])
+                      f"[{colors.get(p['status'], 'white')}]{p['status']}[/]", str(p.get("songs_needed", "")),
+                      safe(best.get("filename", "—") if isinstance(best, dict) else best or "—"),
+                      safe((p.get("core_text") or p.get("text") or "")[:50]))
     out.print(table)
-    totals = {k: v for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    out.print(", ".join(f"{k}: {v}" for k, v in totals.items()))
-    out.print(f"files in {metadata}")
+    out.print(f"songs to generate: [bold]{report['songs_to_generate']}[/bold]; duration shortfall: "
+              f"{report['shortfall_minutes']} min (plan {safe(report.get('plan_id'))})")
+    out.print(f"files in {safe(_track_dir(track) / 'metadata')}")
 
 
 @app.command()
 def scaffold(track: TrackOpt,
              force: Annotated[bool, typer.Option(help="Overwrite a README.md you edited.")] = False) -> None:
     """Create Tracks/{N}/ (Songs, Rendered, Video, metadata/track.json, README.md) from the page."""
-    from lofi_pipeline.core.library import Library
-    from lofi_pipeline.core.workspace import scaffold_track
+    from lofi_pipeline.core.trackdir import scaffold_track
 
     s = _settings()
-    plan = Library(s.duckdb_path).load_plan(track)
+    plan = _library(s).load_plan(track)
     if plan is None:
         _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
     plan.track_number = track
     res = scaffold_track(Path(s.tracks_dir), plan, force=force)
     made = ", ".join(Path(p).name for p in res.created) or "nothing new"
-    out.print(f"{res.track_dir}: README {res.readme}; created: {made}")
+    out.print(f"{safe(res.track_dir)}: README {res.readme}; created: {safe(made)}")
     for w in res.warnings:
         _warn(w)
 
@@ -349,20 +373,37 @@ def scaffold(track: TrackOpt,
 @app.command()
 def duration(track: Annotated[Optional[int], typer.Option("--track", "-t")] = None,
              folder: Annotated[Optional[Path], typer.Option("--dir", help="Any folder of songs.")] = None) -> None:
-    """Per-arc song count and duration of the songs on disk."""
-    from lofi_pipeline.core.workspace import duration_table
+    """The track's mix plan per arc (songs, minutes, target), then the song files on disk."""
+    from lofi_pipeline.core.trackdir import duration_table
 
-    target = folder or (_track_dir(track) / "Songs" if track is not None else None)
-    if target is None:
+    if track is None and folder is None:
         _fail("give --track N or --dir FOLDER")
+    if track is not None:
+        stored = _library().load_mix_plan(track)
+        if stored is not None:
+            header, entries = stored
+            summary = {a["arc_number"]: a for a in header["summary_json"].get("arcs", [])}
+            table = Table("arc", "name", "songs", "plays", "minutes", "target", title=f"mix plan {safe(header['plan_id'])}")
+            for arc_number, rows in entries.groupby("arc_number", sort=False):
+                target = summary.get(int(arc_number), {}).get("target_seconds")
+                table.add_row(str(arc_number), safe(rows["arc_name"].iloc[0] or ""), str(rows["song_id"].nunique()),
+                              str(len(rows)), f"{(rows['start_seconds'].max() + rows['length_seconds'].iloc[-1] - rows['start_seconds'].min()) / 60:.1f}",
+                              f"{target / 60:.1f}" if target else "")
+            out.print(table)
+            out.print(f"plan: {header['duration_seconds'] / 60:.1f} of {header['target_seconds'] / 60:.1f} min")
+        else:
+            _warn(f"track {track} has no mix plan yet; run `lofi query --track {track}`")
+    target = folder or _track_dir(track) / "Songs"
     if not target.exists():
-        _fail(f"{target}: folder not found")
+        if folder is not None:
+            _fail(f"{target}: folder not found")
+        return
     summary = duration_table(target)
-    table = Table("arc", "songs", "minutes")
+    table = Table("arc (file name)", "songs", "minutes", title=f"files in {safe(target)}")
     for row in summary.arcs:
         table.add_row(str(row.arc if row.arc is not None else "?"), str(row.songs), f"{row.minutes:.1f}")
     out.print(table)
-    out.print(f"total: {summary.songs} songs, {summary.total_seconds:.0f} s = "
+    out.print(f"on disk: {summary.songs} songs, {summary.total_seconds:.0f} s = "
               f"{summary.total_minutes:.1f} min = {summary.total_hours:.2f} h")
 
 
@@ -384,16 +425,18 @@ def prepare_render(track: TrackOpt,
 
 @app.command()
 def render(track: TrackOpt,
-           duration: Annotated[str, typer.Option(help="test (5 min) | auto (sum of songs) | HOURS")] = "test") -> None:
-    """Render the mix video with ffmpeg into Tracks/{N}/Rendered/output_{timestamp}/."""
-    from lofi_pipeline.defs.assets import render_target_seconds
+           duration: Annotated[str, typer.Option(help="test (first 5 min) | auto (the plan) | HOURS (re-plan)")] = "test",
+           allow_missing: Annotated[bool, typer.Option(help="Skip planned songs whose file is gone.")] = False) -> None:
+    """Render the stored mix plan with ffmpeg into Tracks/{N}/Rendered/output_{timestamp}/."""
+    from lofi_pipeline.core.planning import render_target_seconds
     from lofi_pipeline.runner import asset_metadata
 
     render_target_seconds(duration)  # validate before launching
     result = _run("render_job", partition=track, title=f"render track {track}",
-                  run_config={"ops": {"rendered_mix": {"config": {"duration": duration}}}})
+                  run_config={"ops": {"rendered_mix": {"config": {"duration": duration,
+                                                                  "allow_missing": allow_missing}}}})
     meta = asset_metadata(result, "rendered_mix")
-    out.print(f"rendered {meta.get('output_dir')}")
+    out.print(f"rendered {safe(meta.get('output_dir'))} (plan {safe(meta.get('plan_id'))})")
     for k in ("duration_seconds", "integrated_lufs", "true_peak_db", "wall_seconds", "realtime_factor"):
         if k in meta:
             out.print(f"  {k}: {meta[k]}")
@@ -406,7 +449,7 @@ def post_render(track: TrackOpt,
     from lofi_pipeline.runner import asset_metadata
 
     folder = folder or _track_dir(track) / "Rendered"
-    result = _run("post_render_job", partition=track, title=f"post-render track {track}",
+    result = _run("songs_job", partition=track, title=f"post-render track {track}",
                   run_config={"ops": {"audio_features": {"config": {"folders": [str(folder.resolve())]}}}})
     feats = asset_metadata(result, "audio_features")
     out.print(f"{feats.get('files')} files seen, {feats.get('analysed')} new songs, "
@@ -420,31 +463,30 @@ def publish(track: TrackOpt,
     """Mark a track published and count each of its songs as used once."""
     from datetime import datetime
 
-    from lofi_pipeline.core.library import Library
-    from lofi_pipeline.core.workspace import validate_youtube_url, write_json_atomic
+    from lofi_pipeline.core.files import write_json_atomic
+    from lofi_pipeline.core.publishing import validate_youtube_url
 
-    s = _settings()
     video_id = validate_youtube_url(url)
     try:
         day = datetime.strptime(date, "%Y-%m-%d") if date else None
     except ValueError:
         _fail(f"--date '{date}': expected YYYY-MM-DD")
-    res = Library(s.duckdb_path).publish(track, youtube_url=url, video_id=video_id, published_on=day)
+    res = _library().publish(track, youtube_url=url, video_id=video_id, published_on=day)
     target = _track_dir(track) / "metadata" / "published.json"
     write_json_atomic(target, {"track_number": track, "youtube_url": url, "video_id": video_id,
                                "published_on": (day or datetime.now()).date().isoformat(),
-                               "songs": res["songs"]})
-    out.print(f"track {track} published ({video_id}); {res['newly_counted']} song uses counted "
-              f"({res['songs']} songs)")
+                               "render_id": res["render_id"], "songs": res["songs"]})
+    _run("stats_job", title="library stats")  # the UI's library report counts the new uses
+    out.print(f"track {track} published ({video_id}); {res['songs']} songs of render {res['render_id']}, "
+              f"{res['newly_counted']} new uses counted")
 
 
 @app.command()
 def stats() -> None:
     """Library figures: songs, tracks, hours, most-used songs, BPM and key distributions."""
-    from lofi_pipeline.core.library import Library
     from lofi_pipeline.core.stats import stats_from_library, with_bars
 
-    st = stats_from_library(Library(_settings().duckdb_path))
+    st = stats_from_library(_library())
     out.print(f"[bold]{st.songs}[/bold] songs, [bold]{st.hours}[/bold] h, {st.tracks} tracks "
               f"({st.published} published)")
     for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
@@ -452,7 +494,7 @@ def stats() -> None:
         if len(df):
             table = Table(*map(str, df.columns), title=title)
             for row in df.itertuples(index=False):
-                table.add_row(*map(str, row))
+                table.add_row(*(safe(v) for v in row))
             out.print(table)
 
 
@@ -509,23 +551,21 @@ def notion_parse(path: Annotated[Path, typer.Argument(help="A Notion Markdown ex
 @notion_app.command("show")
 def notion_show(track: Annotated[int, typer.Argument(help="Track number.")]) -> None:
     """Show an imported track's arcs and prompts as a tree."""
-    from lofi_pipeline.core.library import Library
-
-    plan = Library(_settings().duckdb_path).load_plan(track)
+    plan = _library().load_plan(track)
     if plan is None:
         _fail(f"track {track} is not in the library")
     _print_plan(plan)
 
 
 def _print_plan(plan) -> None:
-    tree = Tree(f"[bold]{plan.title or plan.page_title or plan.source}[/bold] "
+    tree = Tree(f"[bold]{safe(plan.title or plan.page_title or plan.source)}[/bold] "
                 f"(track {plan.track_number}, {plan.duration_minutes or '?'} min)")
     for arc in plan.arcs:
         bpm = f" BPM {arc.bpm_range[0]:g}–{arc.bpm_range[1]:g}" if arc.bpm_range else ""
-        branch = tree.add(f"arc {arc.number}: {arc.name}{bpm}")
+        branch = tree.add(f"arc {arc.number}: {safe(arc.name)}{bpm}")
         for p in arc.prompts:
             mark = {True: "[green]✓[/green]", False: "☐", None: "•"}[p.checked]
-            branch.add(f"{mark} {p.number}. {p.text}")
+            branch.add(f"{mark} {p.number}. {safe(p.text)}")
     out.print(tree)
     for w in plan.warnings:
         _warn(w)

@@ -1,4 +1,4 @@
-"""The Dagster code location: assets, checks, jobs, sensors, schedules and resources.
+"""The Dagster code location: assets, checks, jobs, sensors and resources.
 
 No logic here; resources come from the settings file in LOFI_HOME.
 """
@@ -9,7 +9,6 @@ from lofi_pipeline.defs.assets import ALL_ASSETS
 from lofi_pipeline.defs.checks import ALL_CHECKS
 from lofi_pipeline.defs.jobs import ALL_JOBS
 from lofi_pipeline.defs.resources import build_resources
-from lofi_pipeline.defs.schedules import ALL_SCHEDULES
 from lofi_pipeline.defs.sensors import ALL_SENSORS
 from lofi_pipeline.settings import Settings
 
@@ -17,7 +16,7 @@ from lofi_pipeline.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.load()
     return dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=ALL_JOBS,
-                          sensors=ALL_SENSORS, schedules=ALL_SCHEDULES,
+                          sensors=ALL_SENSORS,
                           resources=build_resources(settings))
 
 

@@ -108,20 +108,19 @@ def run_demo(settings: Settings, *, render: bool = True,
     plan_result = run_job(settings, "plan_job", partition=NEW_TRACK)
     matches = asset_metadata(plan_result, "track_matches")
     gaps = asset_metadata(plan_result, "gap_report")
-    selection = asset_metadata(plan_result, "track_selection")
-    lib = Library(settings.duckdb_path)
+    mix = asset_metadata(plan_result, "mix_plan")
+    lib = Library(settings.duckdb_path, home=settings.home)
+    metadata = Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata"
     summary: dict[str, object] = {
-        "songs imported": int(lib.scalar("SELECT count(*) FROM songs")),
+        "songs imported": lib.library_summary()["library_songs"],
         "prompts (new track)": matches.get("prompts"),
         "prompts matched": matches.get("prompts_matched"),
         "reuse %": round(100 * (matches.get("prompts_matched") or 0) / max(matches.get("prompts") or 1, 1)),
-        "gaps": gaps.get("prompts_none", gaps.get("none")),
-        "selected songs": f"{selection.get('selected_songs')} distinct, "
-                          f"{selection.get('repeated_slots')} repeat slot(s) (library short)"
-        if selection.get("repeated_slots") else selection.get("selected_songs"),
-        "selected minutes": f"{selection.get('selected_minutes')} of {selection.get('target_minutes')}",
-        "gap report": str(Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "gaps.md"),
-        "remaining prompts": str(Path(settings.tracks_dir) / str(NEW_TRACK) / "metadata" / "remaining-prompts.md"),
+        "songs to generate": gaps.get("songs_to_generate"),
+        "mix plan": f"{mix.get('distinct_songs')} songs, {mix.get('repeats')} repeat(s), "
+                    f"{mix.get('planned_minutes')} of {mix.get('target_minutes')} min",
+        "gap report": str(metadata / "gaps.md"),
+        "remaining prompts": str(metadata / "remaining-prompts.md"),
     }
     if render:
         say(f"rendering track {NEW_TRACK} (test mode)")

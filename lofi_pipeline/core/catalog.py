@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lofi_pipeline.core.naming import parse_song_filename
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,95 @@ def list_audio_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
     existing = [f for f in folders if f.exists()]
     warnings = [f"{f}: folder not found, no songs imported from it" for f in folders if not f.exists()]
     return (iter_audio_files(existing) if existing else []), warnings
+
+
+# Columns of the per-track features file that audio_features writes and songs_table loads.
+FEATURE_COLUMNS = [
+    "path", "status", "content_hash", "file_size", "file_mtime", "error", "duration_seconds", "bpm",
+    "bpm_confidence", "key", "key_confidence", "camelot", "loudness_lufs", "true_peak_db", "rms_energy",
+    "spectral_centroid_hz", "energy_level", "tempo_category", "sample_rate", "channels", "analyzer_version",
+]
+
+
+@dataclass
+class ImportScan:
+    """What an import must do with each file of its folders."""
+
+    files: list[Path]
+    to_analyze: list[Path]
+    digests: dict[str, str]  # path -> content hash, computed once and handed to the analysis
+    known_content: list[dict]  # rows for files whose content the library already has
+    unchanged: int
+
+
+def scan_for_import(files: list[Path], *, known: dict[str, tuple[str, int, float, str | None]],
+                    versions: dict[str, str], analyzer_version: str, force: bool = False) -> ImportScan:
+    """Sort files into unchanged (same path, size, mtime), known content (a copy, a touched file)
+    and new: only the new ones are analysed."""
+    from lofi_pipeline.core.identity import content_hash
+
+    to_analyze: list[Path] = []
+    digests: dict[str, str] = {}
+    rows: list[dict] = []
+    unchanged = 0
+    for f in files:
+        st = f.stat()
+        state = FileState(str(f.resolve()), st.st_size, st.st_mtime)
+        if not needs_analysis(state, known, analyzer_version, force=force):
+            unchanged += 1
+            continue
+        digest = content_hash(f)
+        if not force and versions.get(digest) == analyzer_version:
+            rows.append({"path": state.path, "file_size": state.size, "file_mtime": state.mtime,
+                         "content_hash": digest, "status": "known_content"})
+            continue
+        to_analyze.append(f)
+        digests[str(f)] = digest
+    return ImportScan(files=files, to_analyze=to_analyze, digests=digests, known_content=rows,
+                      unchanged=unchanged)
+
+
+def feature_frame(known_content: list[dict], results: list) -> "pd.DataFrame":
+    """One row per file (``FEATURE_COLUMNS``, always all of them, even for an empty import)."""
+    import pandas as pd
+
+    rows = list(known_content)
+    for feat in results:
+        p = Path(feat.path)
+        st = p.stat() if p.exists() else None
+        row = feat.to_dict()
+        row.update({"path": str(p.resolve()), "file_size": st.st_size if st else None,
+                    "file_mtime": st.st_mtime if st else None,
+                    "status": "error" if feat.error else "analysed"})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
+    return frame.astype({"path": object, "status": object, "error": object})
+
+
+def describe_songs(songs: "pd.DataFrame", plans: dict) -> "pd.DataFrame":
+    """Every song's meaning text and tags from the current plans (rows to update).
+
+    A song whose prompt has left its page keeps the meaning it had (it was
+    generated from that prompt, whatever the page says now).
+    """
+    import pandas as pd
+
+    from lofi_pipeline.core.matching import describe_song
+
+    def value(v, kind):
+        return None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else kind(v)
+
+    rows = []
+    for s in songs.itertuples():
+        source = value(s.source_track, int)
+        meaning = describe_song(filename=s.filename, plan=plans.get(source) if source is not None else None,
+                                arc=value(s.arc, int), prompt=value(s.prompt, int), bpm=value(s.bpm, float),
+                                key=s.key if isinstance(s.key, str) else None,
+                                energy_level=s.energy_level if isinstance(s.energy_level, str) else None)
+        if not meaning.from_prompt and bool(s.text_from_prompt):
+            continue
+        rows.append({"song_id": s.song_id, "prompt_text": meaning.prompt_text, "song_text": meaning.text,
+                     "text_from_prompt": meaning.from_prompt, "vibe_tags": list(meaning.vibe_tags or []),
+                     "mood_keywords": list(meaning.mood_keywords or [])})
+    return pd.DataFrame(rows, columns=["song_id", "prompt_text", "song_text", "text_from_prompt", "vibe_tags",
+                                       "mood_keywords"])

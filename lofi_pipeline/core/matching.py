@@ -141,14 +141,6 @@ def _core(prompt: Prompt) -> str:
     return (prompt.core_text or prompt.text or "").strip()
 
 
-def prompt_query_text(plan: TrackPlan, prompt: Prompt) -> str:
-    """Text embedded for one of the plan's prompts (same recipe as library songs)."""
-    arc = next((a for a in plan.arcs if any(p is prompt for p in a.prompts)), None)
-    if arc is None:
-        arc = next((a for a in plan.arcs if any(p.order == prompt.order for p in a.prompts)), None)
-    return _compose(_core(prompt), arc, arc_mood(plan, arc))
-
-
 def prompt_query_texts(plan: TrackPlan) -> list[str]:
     """Texts for every prompt of the plan, in ``plan.prompts`` order."""
     out = []
@@ -612,7 +604,16 @@ def _prompt_rows(plan: TrackPlan) -> list[tuple[Arc, Prompt]]:
     return [(arc, p) for arc in plan.arcs for p in arc.prompts]
 
 
-def query_track(
+def query_track(plan: TrackPlan, prompt_vectors: np.ndarray, songs: pd.DataFrame, song_vectors: np.ndarray,
+                **options) -> pd.DataFrame:
+    """The matches of :func:`query_track_with_best` alone."""
+    return query_track_with_best(plan, prompt_vectors, songs, song_vectors, **options)[0]
+
+
+BEST_COLUMNS = ["prompt_order", "song_id", "filename", "similarity"]
+
+
+def query_track_with_best(
     plan: TrackPlan,
     prompt_vectors: np.ndarray,
     songs: pd.DataFrame,
@@ -626,7 +627,7 @@ def query_track(
     include_same_track: bool = False,
     tempo_profile: tuple[float, float] | str | None = None,
     reference_key: str | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top-k library songs for every prompt of a track, with the score explained.
 
     Parameters
@@ -664,12 +665,13 @@ def query_track(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per (prompt, candidate), columns :data:`MATCH_COLUMNS`, sorted
-        by ``prompt_order`` then ``rank`` (1 = best). Prompts without any
-        candidate have no rows; ``df.attrs["best_similarity"]`` maps every
-        ``prompt_order`` to its best similarity among allowed songs (None
-        when no song was allowed), so gap reports can say how close they came.
+    (pandas.DataFrame, pandas.DataFrame)
+        The matches: one row per (prompt, candidate), columns
+        :data:`MATCH_COLUMNS`, sorted by ``prompt_order`` then ``rank`` (1 =
+        best); prompts without any candidate have no rows. And the closest
+        allowed song of every prompt, threshold or not (:data:`BEST_COLUMNS`;
+        no row when no song was allowed), so gap reports can say how close a
+        gap came.
 
     Raises
     ------
@@ -693,7 +695,7 @@ def query_track(
         raise ValueError(f"top_k must be >= 1, got {top_k}")
 
     if not rows:
-        return _empty_matches({})
+        return _empty_matches(), _best_frame([], songs)
 
     n = len(songs)
     bpm = _float_array(_column(songs, "bpm", None))
@@ -745,10 +747,11 @@ def query_track(
         candidates = np.zeros((p_count, 0), dtype=bool)
 
     total_w = weights.total()
-    best_similarity: dict[int, float | None] = {}
+    best: list[tuple[int, int, float]] = []  # (prompt_order, song row, similarity)
     picked: list[tuple[int, np.ndarray, dict[str, np.ndarray]]] = []
     for i, (arc, prompt) in enumerate(rows):
-        best_similarity[prompt.order] = float(best_values[i]) if np.isfinite(best_values[i]) else None
+        if np.isfinite(best_values[i]):
+            best.append((prompt.order, int(best_index[i]), float(best_values[i])))
         idx = np.flatnonzero(candidates[i])
         if idx.size == 0:
             continue
@@ -776,7 +779,7 @@ def query_track(
         }))
 
     if not picked:
-        return _empty_matches(best_similarity)
+        return _empty_matches(), _best_frame(best, songs)
 
     top = np.concatenate([t for _, t, _ in picked])
     prompt_index = np.concatenate([np.full(t.size, i) for i, t, _ in picked])
@@ -804,8 +807,13 @@ def query_track(
         "duration_seconds": durations[top],
         "times_used": times_used[top].astype(np.int64),
     }, columns=MATCH_COLUMNS)
-    result.attrs["best_similarity"] = best_similarity
-    return result
+    return result, _best_frame(best, songs)
+
+
+def _best_frame(best: list[tuple[int, int, float]], songs: pd.DataFrame) -> pd.DataFrame:
+    rows = [{"prompt_order": order, "song_id": songs["song_id"].iat[j], "filename": songs["filename"].iat[j],
+             "similarity": sim} for order, j, sim in best]
+    return pd.DataFrame(rows, columns=BEST_COLUMNS)
 
 
 def _nullable_ints(values: np.ndarray) -> pd.arrays.IntegerArray:
@@ -813,21 +821,5 @@ def _nullable_ints(values: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
-def _empty_matches(best_similarity: dict) -> pd.DataFrame:
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCH_COLUMNS})
-    empty.attrs["best_similarity"] = best_similarity
-    return empty
-
-
-def match_table_markdown(matches: pd.DataFrame, *, limit: int = 50) -> str:
-    """A compact Markdown table of matches with every score component."""
-    header = ("| arc | prompt | rank | song | score | sim | arc | bpm | key | usage |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
-    lines = [header]
-    for r in matches.head(limit).itertuples(index=False):
-        lines.append(
-            f"| {r.arc_number} | {r.prompt_number} | {r.rank} | {r.filename} | {r.score:.3f} "
-            f"| {r.similarity:.3f} "
-            f"| {r.arc_score:.2f} | {r.bpm_score:.2f} | {r.key_score:.2f} | {r.usage_score:.2f} |"
-        )
-    return "\n".join(lines)
+def _empty_matches() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in MATCH_COLUMNS})

@@ -127,3 +127,5 @@ class SelectedSong:
     similarity: float | None = None
     loudness_lufs: float | None = None
     repeat: bool = False  # True when the library was short and the song repeats an arc
+    repeat_index: int = 0  # 0 = first play in the mix, 1 = second play, ...
+    source: str = ""  # own (made for this track's prompt) | reused

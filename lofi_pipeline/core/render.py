@@ -51,20 +51,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lofi_pipeline.core.chapters import chapters_for_render, chapters_text, format_timestamp  # noqa: F401
 from lofi_pipeline.core.errors import AudioFileError, RenderError
 from lofi_pipeline.core.models import SelectedSong
 from lofi_pipeline.core.probe import ffmpeg_tail, measure_loudness_ffmpeg, measure_loudness_split, probe_media
 
 __all__ = [
-    "RenderEntry", "RenderPlan", "RenderReport", "build_render_plan", "chapters_text",
+    "RenderEntry", "RenderPlan", "RenderReport", "build_render_plan",
     "format_timestamp", "find_background", "render_mix", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".gif")
 MIX_FILENAME = "mix.mp4"
-# YouTube ignores chapters closer than 10 s (and needs at least three of them).
-YOUTUBE_MIN_CHAPTER_SECONDS = 10.0
 _MAX_GAIN_DB = 24.0  # a near-silent song is not boosted into noise
 _BLOCK_SECONDS = 2.0
 _F_SETPIPE_SZ = 1031  # Linux fcntl: enlarge pipes so decoders run ahead of the mixer
@@ -75,22 +74,20 @@ _F_SETPIPE_SZ = 1031  # Linux fcntl: enlarge pipes so decoders run ahead of the 
 
 @dataclass
 class RenderEntry:
-    """One song occurrence in the mix.
+    """One song occurrence in the mix, as the mix plan placed it.
 
     ``start_seconds`` is where its fade-in begins in the mix; ``play_seconds``
-    is how much of the song plays (less than its length only for the trimmed
+    is how much of the song plays (less than its length only for a trimmed
     last entry); ``fade_in_seconds`` / ``fade_out_seconds`` are the overlaps
-    with the previous / next entry; ``pass_number`` is 1 on the first run
-    through the selection and 2, 3, … when the sequence repeats.
+    with the previous / next entry.
     """
 
-    position: int  # 1-based position in the rendered mix
+    position: int  # 1-based position in the rendered mix (= the plan's position)
     song: SelectedSong
     start_seconds: float
     play_seconds: float
     fade_in_seconds: float
     fade_out_seconds: float
-    pass_number: int = 1
 
     @property
     def end_seconds(self) -> float:
@@ -99,17 +96,17 @@ class RenderEntry:
     def to_dict(self) -> dict[str, Any]:
         return {
             "position": self.position,
-            "order": self.song.order,
             "arc_number": self.song.arc_number,
             "arc_name": self.song.arc_name,
+            "prompt_number": self.song.prompt_number,
             "song_id": self.song.song_id,
-            "filename": self.song.filename,
+            "file": self.song.filename,
             "path": self.song.path,
             "start_seconds": round(self.start_seconds, 3),
-            "play_seconds": round(self.play_seconds, 3),
+            "length_seconds": round(self.play_seconds, 3),
+            "repeat": self.song.repeat_index,
             "fade_in_seconds": round(self.fade_in_seconds, 3),
             "fade_out_seconds": round(self.fade_out_seconds, 3),
-            "pass_number": self.pass_number,
         }
 
 
@@ -120,7 +117,7 @@ class RenderPlan:
     entries: list[RenderEntry]
     total_seconds: float
     crossfade_seconds: float
-    target_seconds: float | None  # None = "auto" (one pass through the songs)
+    target_seconds: float | None  # None = the whole plan
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,17 +130,17 @@ class RenderPlan:
 
 def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None,
                       crossfade_seconds: float = 5.0) -> RenderPlan:
-    """Lay out the mix timeline.
+    """Lay out the mix timeline: the songs once each, in ``order``, never looped.
 
     Parameters
     ----------
     songs : list of SelectedSong
-        The selection; sorted by ``order`` here.
+        The mix plan's entries (repeats included, as the plan placed them);
+        sorted by ``order`` here.
     target_seconds : float or None
-        Exact mix length in seconds. None ("auto") plays every song once:
-        the sum of the durations minus the crossfades. The caller maps the
-        ``test`` mode to 300 and ``--hours h`` to ``h * 3600``. The sequence
-        repeats as often as needed and the last entry is trimmed.
+        Cut the mix at this many seconds (the ``test`` render: 300). None
+        plays the whole plan. A target past the plan's end plays the whole
+        plan: a longer mix is a new plan (arcs scaled), not a loop.
     crossfade_seconds : float
         Overlap between neighbours, in seconds; shortened per join to half of
         the shorter song so that never more than two songs sound at once.
@@ -158,7 +155,7 @@ def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None
         No songs, a song without a positive duration, or a non-positive target.
     """
     if not songs:
-        raise RenderError("nothing to render: the selection has no songs")
+        raise RenderError("nothing to render: the mix plan has no songs")
     for s in songs:
         if not (s.duration_seconds and s.duration_seconds > 0):
             raise RenderError(f"{s.path}: duration_seconds must be positive, got {s.duration_seconds!r}")
@@ -166,13 +163,9 @@ def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None
         raise RenderError(f"render target must be a positive number of seconds, got {target_seconds!r}")
     if crossfade_seconds < 0:
         raise RenderError(f"crossfade must be >= 0 seconds, got {crossfade_seconds!r}")
-    ordered = sorted(songs, key=lambda s: s.order)
 
     entries: list[RenderEntry] = []
-    position = 0
-    while True:
-        pass_number = position // len(ordered) + 1
-        song = ordered[position % len(ordered)]
+    for song in sorted(songs, key=lambda s: s.order):
         if entries:
             prev = entries[-1]
             overlap = min(crossfade_seconds, prev.play_seconds / 2, song.duration_seconds / 2)
@@ -180,21 +173,17 @@ def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None
             start = prev.end_seconds - overlap
         else:
             overlap, start = 0.0, 0.0
-        position += 1
-        entries.append(RenderEntry(position, song, start, song.duration_seconds, overlap, 0.0, pass_number))
-        if target_seconds is None:
-            if position == len(ordered):
-                break
-        elif entries[-1].end_seconds >= target_seconds:
+        if target_seconds is not None and start >= target_seconds:
             break
+        entries.append(RenderEntry(song.order, song, start, song.duration_seconds, overlap, 0.0))
 
-    total = entries[-1].end_seconds if target_seconds is None else float(target_seconds)
+    end = entries[-1].end_seconds
+    total = end if target_seconds is None else min(float(target_seconds), end)
     # A last entry that would barely get past its crossfade is dropped and the
     # previous one trimmed instead: a song that only fades in is not a chapter.
-    while (target_seconds is not None and len(entries) > 1
-           and total - entries[-1].start_seconds < entries[-1].fade_in_seconds + 1.0):
+    while len(entries) > 1 and total - entries[-1].start_seconds < entries[-1].fade_in_seconds + 1.0:
         entries.pop()
-        entries[-1].fade_out_seconds = 0.0
+        total = min(total, entries[-1].end_seconds)
     last = entries[-1]
     last.play_seconds = total - last.start_seconds
     last.fade_out_seconds = 0.0
@@ -203,38 +192,6 @@ def build_render_plan(songs: list[SelectedSong], *, target_seconds: float | None
 
 
 # ------------------------------------------------------------------- chapters
-
-
-def format_timestamp(seconds: float) -> str:
-    """YouTube chapter time: ``M:SS`` below one hour, ``H:MM:SS`` from one hour."""
-    s = int(math.floor(seconds + 1e-6))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-def _chapter_title(song: SelectedSong) -> str:
-    arc = f"Arc {song.arc_number}"
-    if song.arc_name:
-        arc += f" · {song.arc_name}"
-    return f"{arc} — {Path(song.filename).stem}"
-
-
-def chapters_text(plan: RenderPlan, *, min_gap_seconds: float = YOUTUBE_MIN_CHAPTER_SECONDS) -> str:
-    """YouTube chapter list, one ``timestamp title`` line per arc and song.
-
-    A chapter starts in the middle of the crossfade into its song (where the
-    new song takes over). The first chapter is at ``0:00``; an entry less than
-    ``min_gap_seconds`` after the previous chapter, or less than that before
-    the end, gets no chapter of its own (YouTube requires 10 s chapters).
-    """
-    lines: list[tuple[float, str]] = []
-    for entry in plan.entries:
-        t = 0.0 if not lines else math.floor(entry.start_seconds + entry.fade_in_seconds / 2)
-        if lines and (t - lines[-1][0] < min_gap_seconds or plan.total_seconds - t < min_gap_seconds):
-            continue
-        lines.append((t, _chapter_title(entry.song)))
-    return "".join(f"{format_timestamp(t)} {title}\n" for t, title in lines)
 
 
 def find_background(video_dir: Path) -> Path | None:
@@ -268,7 +225,8 @@ class RenderReport:
     true_peak_target_db: float
     wall_seconds: float
     realtime_factor: float  # seconds of output per second of wall time
-    entries: int
+    target_seconds: float | None  # None = the whole plan
+    entries: list[dict[str, Any]]  # each placed entry (RenderEntry.to_dict)
     unique_songs: int
     max_open_decoders: int
     streams: list[dict[str, Any]] = field(default_factory=list)
@@ -446,6 +404,7 @@ def render_mix(
     background_colour: str = "0x1d1a2f",
     limiter_margin_db: float = 2.0,
     measure_output: bool = True,
+    chapters: list[tuple[float, str]] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> RenderReport:
     """Render ``plan`` to ``output_dir/mix.mp4`` with chapters, commands and a report.
@@ -581,10 +540,11 @@ def render_mix(
     commands_path = output_dir / "ffmpeg_commands.txt"
     commands_path.write_text("\n\n".join(commands) + "\n", encoding="utf-8")
     chapters_path = output_dir / "chapters.txt"
-    chapters_path.write_text(chapters_text(plan), encoding="utf-8")
+    chapters_path.write_text(chapters_text(chapters if chapters is not None else chapters_for_render(plan)),
+                             encoding="utf-8")
     plan_path = output_dir / "render_plan.json"
     report_path = output_dir / "render_report.json"
-    from lofi_pipeline.core.workspace import write_json_atomic  # workspace imports this module
+    from lofi_pipeline.core.files import write_json_atomic
 
     write_json_atomic(plan_path, plan.to_dict())
     wall = time.monotonic() - t_start
@@ -592,7 +552,8 @@ def render_mix(
         output_path=str(out_video), planned_seconds=plan.total_seconds, duration_seconds=info.duration_seconds,
         integrated_lufs=lufs, true_peak_db=peak, target_lufs=target_lufs, true_peak_target_db=true_peak_db,
         wall_seconds=round(wall, 3), realtime_factor=round(plan.total_seconds / wall, 2) if wall > 0 else 0.0,
-        entries=len(plan.entries), unique_songs=len({e.song.path for e in plan.entries}),
+        target_seconds=plan.target_seconds, entries=[e.to_dict() for e in plan.entries],
+        unique_songs=len({e.song.song_id for e in plan.entries}),
         max_open_decoders=max_open, streams=[asdict(s) for s in info.streams],
         timings={k: round(v, 3) for k, v in timings.items()},
         gains_db={e.song.filename: round(g, 2) for e, g in zip(plan.entries, gains_db)},

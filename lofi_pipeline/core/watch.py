@@ -1,4 +1,4 @@
-"""Which rendered files are complete and not yet imported (the post-render sensor's rule).
+"""Which new audio files are complete and not yet imported (the file sensors' rule).
 
 A file counts as complete once its size and mtime are the same on two
 consecutive looks: ffmpeg and download tools grow files in place, and
@@ -15,13 +15,13 @@ from lofi_pipeline.core.audio import SUPPORTED_EXTENSIONS
 FileStates = dict[str, list[float]]  # path -> [size, mtime]
 
 
-def scan_rendered(tracks_dir: Path) -> dict[int, FileStates]:
-    """Audio files under ``Tracks/{N}/Rendered/`` (recursively), grouped by track number."""
+def scan_track_files(tracks_dir: Path, subfolder: str) -> dict[int, FileStates]:
+    """Audio files under ``Tracks/{N}/{subfolder}/`` (recursively), grouped by track number."""
     found: dict[int, FileStates] = {}
     if not tracks_dir.is_dir():
         return found
     for track in sorted(tracks_dir.iterdir()):
-        rendered = track / "Rendered"
+        rendered = track / subfolder
         if not (track.name.isdigit() and rendered.is_dir()):
             continue
         for f in sorted(rendered.rglob("*")):
@@ -42,6 +42,11 @@ def ready_to_import(current: dict[int, FileStates], previous: FileStates,
     return ready
 
 
-def batch_key(track: int, paths: list[str], states: FileStates) -> str:
+def scan_rendered(tracks_dir: Path) -> dict[int, FileStates]:
+    """Audio files under ``Tracks/{N}/Rendered/``."""
+    return scan_track_files(tracks_dir, "Rendered")
+
+
+def batch_key(track: int, paths: list[str], states: FileStates, *, prefix: str = "post-render") -> str:
     digest = hashlib.sha1(repr(sorted((p, states[p]) for p in paths)).encode()).hexdigest()[:16]
-    return f"post-render-{track}-{digest}"
+    return f"{prefix}-{track}-{digest}"

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from lofi_pipeline.defs.assets import song_embeddings, track_selection
+from lofi_pipeline.defs.assets import mix_plan, song_embeddings
 from lofi_pipeline.defs.resources import LibraryResource
 
 
@@ -11,27 +11,22 @@ from lofi_pipeline.defs.resources import LibraryResource
 def every_prompted_song_has_embedding(library: LibraryResource) -> dg.AssetCheckResult:
     from lofi_pipeline.core.embedding import MODEL_NAME
 
-    missing = library.library().df(
-        "SELECT s.filename FROM songs s LEFT JOIN song_embeddings e ON e.song_id = s.song_id "
-        "AND e.model = ? WHERE s.text_from_prompt AND e.song_id IS NULL", [MODEL_NAME])
-    return dg.AssetCheckResult(passed=missing.empty, metadata={
-        "missing": len(missing), "examples": dg.MetadataValue.json(missing.filename.head(10).tolist())})
+    missing = library.library().songs_missing_embeddings(MODEL_NAME)
+    return dg.AssetCheckResult(passed=not missing, metadata={
+        "missing": len(missing), "examples": dg.MetadataValue.json(missing[:10])})
 
 
 @dg.asset_check(asset=song_embeddings, description="At most one embedding per song and model.")
 def one_embedding_per_song_and_model(library: LibraryResource) -> dg.AssetCheckResult:
-    dup = library.library().df(
-        "SELECT song_id, model, count(*) AS n FROM song_embeddings GROUP BY 1, 2 HAVING count(*) > 1")
-    return dg.AssetCheckResult(passed=dup.empty, metadata={"duplicates": len(dup)})
+    dup = library.library().duplicate_embeddings()
+    return dg.AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
-@dg.asset_check(asset=track_selection, description="No song is selected twice in a track "
-                "(songs repeated on purpose because the library is short are allowed and flagged).")
-def no_song_selected_twice(library: LibraryResource) -> dg.AssetCheckResult:
-    dup = library.library().df(
-        "SELECT track_number, song_id, count(*) AS n FROM selections WHERE NOT is_repeat "
-        "GROUP BY 1, 2 HAVING count(*) > 1")
-    return dg.AssetCheckResult(passed=dup.empty, metadata={"duplicates": len(dup)})
+@dg.asset_check(asset=mix_plan, description="No song starts twice as a first play in a plan "
+                "(songs repeated on purpose because an arc is short are marked as repeats).")
+def no_song_planned_twice(library: LibraryResource) -> dg.AssetCheckResult:
+    dup = library.library().duplicate_first_plays()
+    return dg.AssetCheckResult(passed=dup == 0, metadata={"duplicates": dup})
 
 
-ALL_CHECKS = [every_prompted_song_has_embedding, one_embedding_per_song_and_model, no_song_selected_twice]
+ALL_CHECKS = [every_prompted_song_has_embedding, one_embedding_per_song_and_model, no_song_planned_twice]

@@ -20,17 +20,51 @@ from lofi_pipeline.settings import Settings
 
 
 class LibraryResource(dg.ConfigurableResource):
-    """The DuckDB library, its Parquet exports and the Tracks/ folder."""
+    """The DuckDB library, its Parquet exports and the Tracks/ folder.
+
+    ``home`` is LOFI_HOME: paths inside it are stored relative to it.
+    """
 
     duckdb_path: str
     export_dir: str
     features_dir: str
     pages_dir: str
     tracks_dir: str
+    home: Optional[str] = None
     lock_timeout_seconds: float = 600.0
 
     def library(self) -> Library:
-        return Library(self.duckdb_path, lock_timeout=self.lock_timeout_seconds)
+        return Library(self.duckdb_path, home=self.home, lock_timeout=self.lock_timeout_seconds)
+
+    def write_features(self, track_number: int | str, frame) -> str:
+        """The features file of one import, replaced atomically (local path or object-store URL)."""
+        out = self.features_path(track_number)
+        if "://" in out:
+            frame.to_parquet(out, index=False)
+            return out
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = out + ".tmp"
+        frame.to_parquet(tmp, index=False)
+        Path(tmp).replace(out)
+        return out
+
+    def read_features(self, track_number: int | str):
+        import pandas as pd
+
+        from lofi_pipeline.core.catalog import FEATURE_COLUMNS
+
+        path = self.features_path(track_number)
+        if "://" not in path and not Path(path).exists():
+            return pd.DataFrame(columns=FEATURE_COLUMNS)
+        return pd.read_parquet(path)
+
+    def write_export_text(self, name: str, text: str) -> Optional[str]:
+        """A text report beside the Parquet exports (skipped when exports go to object storage)."""
+        if "://" in self.export_dir:
+            return None
+        from lofi_pipeline.core.files import write_text_atomic
+
+        return str(write_text_atomic(Path(self.export_dir) / name, text))
 
     def track_dir(self, track_number: int | str) -> Path:
         return Path(self.tracks_dir) / str(int(track_number))
@@ -156,8 +190,16 @@ class MatchingResource(dg.ConfigurableResource):
     min_similarity: float = 0.6
     good_similarity: float = 0.7
     allocation: str = "prompts"
-    include_same_track: bool = False
     recent_tracks: int = 3
+    max_repeats: int = 3
+
+    def query_settings(self, options: dict[str, Any], *, stored: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """The query a match run uses: options given, else the track's stored query, else settings."""
+        base = {"top_k": self.top_k, "min_similarity": self.min_similarity, "bpm_min": 0.0, "bpm_max": 0.0,
+                "key": "", "arc": 0, "unused_only": False, "tags": []}
+        base.update({k: v for k, v in (stored or {}).items() if k in base})
+        given = {k: v for k, v in options.items() if k in base and v not in (0, 0.0, -1.0, "", [], False)}
+        return {**base, **given}
 
 
 class RenderResource(dg.ConfigurableResource):
@@ -172,10 +214,19 @@ class RenderResource(dg.ConfigurableResource):
     height: int = 1080
     prepare_mode: str = "copy"
 
+    min_similarity: float = 0.6
+
     def ffmpeg_exe(self) -> str:
         from lofi_pipeline.core.ffmpeg import find_ffmpeg
 
         return find_ffmpeg(self.ffmpeg, prefer_system=self.prefer_system_ffmpeg)
+
+    def options(self) -> dict[str, Any]:
+        """Everything the core render needs, as plain values."""
+        return {"ffmpeg_exe": self.ffmpeg_exe(), "crossfade_seconds": self.crossfade_seconds,
+                "target_lufs": self.target_lufs, "true_peak_db": self.true_peak_db,
+                "fade_in_seconds": self.fade_in_seconds, "fade_out_seconds": self.fade_out_seconds,
+                "width": self.width, "height": self.height, "min_similarity": self.min_similarity}
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -185,7 +236,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "library": LibraryResource(
             duckdb_path=settings.duckdb_path, export_dir=settings.export_dir,
             features_dir=settings.features_dir, pages_dir=settings.pages_dir,
-            tracks_dir=settings.tracks_dir),
+            tracks_dir=settings.tracks_dir, home=str(settings.home)),
         "notion": NotionResource(
             base_url=settings.notion.get("base_url"),
             export_dir=settings.path(settings.notion.get("export_dir")),
@@ -194,6 +245,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             workers=settings.analysis.get("workers"), ffmpeg=r.get("ffmpeg"),
             prefer_system_ffmpeg=bool(r.get("prefer_system_ffmpeg"))),
         "embedder": EmbedderResource(),
-        "matching": MatchingResource(**{k: v for k, v in settings.matching.items()}),
-        "render": RenderResource(**{k: v for k, v in r.items()}),
+        "matching": MatchingResource(**{k: v for k, v in settings.matching.items()
+                                        if k != "include_same_track"}),
+        "render": RenderResource(**{k: v for k, v in r.items()},
+                                 min_similarity=settings.matching.get("min_similarity", 0.6)),
     }

@@ -1,4 +1,10 @@
-"""Sensors: new rendered audio in Tracks/*/Rendered/ goes back into the library."""
+"""Sensors: new audio in Tracks/*/Songs/ or Tracks/*/Rendered/ goes into the library; Notion pages sync.
+
+The file sensors run by default (they only read the Tracks/ folder); the
+Notion sensor runs by default too but skips unless a token and a parent page
+are configured. This is the one Notion sync path: it asks Notion for pages
+edited since its cursor and re-imports only those.
+"""
 
 
 import json
@@ -7,51 +13,65 @@ from pathlib import Path
 
 import dagster as dg
 
-from lofi_pipeline.core.watch import batch_key, ready_to_import, scan_rendered
-from lofi_pipeline.defs.jobs import notion_sync_job, post_render_job
+from lofi_pipeline.core.watch import batch_key, ready_to_import, scan_track_files
+from lofi_pipeline.defs.jobs import PLAN_ASSETS, SONG_ASSETS, notion_sync_job, songs_job
 from lofi_pipeline.defs.partitions import track_partitions
 from lofi_pipeline.defs.resources import LibraryResource, NotionResource
 
 
-@dg.sensor(job=post_render_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Imports audio files that land in Tracks/{N}/Rendered/ once their size is "
-                       "stable across two ticks; the cursor remembers what was imported.")
-def rendered_files_sensor(context: dg.SensorEvaluationContext, library: LibraryResource):
-    cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "imported": {}}
-    current = scan_rendered(Path(library.tracks_dir))
-    flat = {p: s for files in current.values() for p, s in files.items()}
-    ready = ready_to_import(current, cursor["seen"], cursor["imported"])
-    runs, partitions = [], []
-    for track, paths in sorted(ready.items()):
-        key = str(track)
-        if not context.instance.has_dynamic_partition(track_partitions.name, key):
-            partitions.append(key)
-        runs.append(dg.RunRequest(
-            run_key=batch_key(track, paths, flat), partition_key=key,
-            run_config={"ops": {"audio_features": {"config": {
-                "folders": [str(Path(library.tracks_dir) / key / "Rendered")]}}}},
-            tags={"lofi/trigger": "rendered_files_sensor", "lofi/files": str(len(paths))}))
-        for p in paths:
-            cursor["imported"][p] = flat[p]
-    waiting = sum(1 for p, s in flat.items() if cursor["seen"].get(p) != s)
-    cursor["seen"] = flat
-    context.update_cursor(json.dumps(cursor))
-    if not runs:
-        reason = (f"{waiting} file(s) still changing; waiting one more tick" if waiting
-                  else "no new complete audio files in Tracks/*/Rendered/")
-        return dg.SkipReason(reason)
-    return dg.SensorResult(
-        run_requests=runs,
-        dynamic_partitions_requests=[track_partitions.build_add_request(partitions)] if partitions else [])
+def _file_sensor(name: str, subfolder: str, description: str):
+    @dg.sensor(name=name, job=songs_job, minimum_interval_seconds=30,
+               default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+    def _sensor(context: dg.SensorEvaluationContext, library: LibraryResource):
+        cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "imported": {}}
+        current = scan_track_files(Path(library.tracks_dir), subfolder)
+        flat = {p: s for files in current.values() for p, s in files.items()}
+        ready = ready_to_import(current, cursor["seen"], cursor["imported"])
+        planned = set(library.library().track_numbers()) if ready else set()
+        runs, partitions = [], []
+        for track, paths in sorted(ready.items()):
+            key = str(track)
+            if not context.instance.has_dynamic_partition(track_partitions.name, key):
+                partitions.append(key)
+            # A track whose page is not imported yet gets its songs, not a plan.
+            assets = SONG_ASSETS + (PLAN_ASSETS if track in planned else [])
+            runs.append(dg.RunRequest(
+                run_key=batch_key(track, paths, flat, prefix=name), partition_key=key,
+                asset_selection=[a.key for a in assets],
+                run_config={"ops": {"audio_features": {"config": {
+                    "folders": [str(Path(library.tracks_dir) / key / subfolder)]}}}},
+                tags={"lofi/trigger": name, "lofi/files": str(len(paths))}))
+            for p in paths:
+                cursor["imported"][p] = flat[p]
+        waiting = sum(1 for p, s in flat.items() if cursor["seen"].get(p) != s)
+        cursor["seen"] = flat
+        context.update_cursor(json.dumps(cursor))
+        if not runs:
+            reason = (f"{waiting} file(s) still changing; waiting one more tick" if waiting
+                      else f"no new complete audio files in Tracks/*/{subfolder}/")
+            return dg.SkipReason(reason)
+        return dg.SensorResult(
+            run_requests=runs,
+            dynamic_partitions_requests=[track_partitions.build_add_request(partitions)] if partitions else [])
 
+    return _sensor
+
+
+rendered_files_sensor = _file_sensor(
+    "rendered_files_sensor", "Rendered",
+    "Imports audio files that land in Tracks/{N}/Rendered/ once their size is stable across two ticks, "
+    "then refreshes the track's plan and gaps; the cursor remembers what was imported.")
+song_files_sensor = _file_sensor(
+    "song_files_sensor", "Songs",
+    "Imports new songs dropped into Tracks/{N}/Songs/ (where Suno downloads land) once their size is "
+    "stable across two ticks, then refreshes the track's plan and gaps, so its gaps close as songs arrive.")
 
 
 @dg.sensor(job=notion_sync_job, minimum_interval_seconds=600,
-           default_status=dg.DefaultSensorStatus.STOPPED,
+           default_status=dg.DefaultSensorStatus.RUNNING,
            description="Polls the Notion parent page or database (notion.parent in lofi.yaml) for track "
                        "pages edited since its cursor; adds their track partitions and re-imports only "
-                       "the changed pages.")
+                       "the changed pages. Skips until NOTION_TOKEN and notion.parent are set.")
 def notion_pages_sensor(context: dg.SensorEvaluationContext, notion: NotionResource):
     from lofi_pipeline.core.tracknumbers import track_number_from_title
 
@@ -88,4 +108,4 @@ def notion_pages_sensor(context: dg.SensorEvaluationContext, notion: NotionResou
         dynamic_partitions_requests=[track_partitions.build_add_request(partitions)] if partitions else [])
 
 
-ALL_SENSORS = [rendered_files_sensor, notion_pages_sensor]
+ALL_SENSORS = [rendered_files_sensor, song_files_sensor, notion_pages_sensor]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from lofi_pipeline.core.library import SCHEMA_VERSION, Library
@@ -31,12 +32,13 @@ def test_init_creates_every_table_and_records_migration(tmp_path):
     lib = Library(tmp_path / "lofi.duckdb")
     assert lib.init() == SCHEMA_VERSION
     tables = set(lib.df("SELECT table_name FROM information_schema.tables")["table_name"])
-    for t in ["tracks", "arcs", "prompts", "songs", "song_embeddings", "matches", "selections",
+    for t in ["tracks", "arcs", "prompts", "songs", "song_embeddings", "matches", "mix_plans",
+              "mix_plan_entries", "prompt_best", "gap_reports", "renders",
               "publications", "schema_migrations"]:
         assert t in tables
     # Re-running is a no-op
     assert Library(tmp_path / "lofi.duckdb").init() == SCHEMA_VERSION
-    assert lib.scalar("SELECT count(*) FROM schema_migrations") == len([SCHEMA_VERSION])
+    assert lib.scalar("SELECT count(*) FROM schema_migrations") == SCHEMA_VERSION
 
 
 def test_failed_write_leaves_no_rows(tmp_path):
@@ -159,11 +161,17 @@ def test_publish_counts_each_song_once_and_marks_recent_use(tmp_path):
     with lib.write() as con:
         con.execute("INSERT INTO songs (song_id, filename, times_used) VALUES ('s1', 'a.mp3', 0), "
                     "('s2', 'b.mp3', 0), ('s3', 'c.mp3', 0)")
-        con.execute("INSERT INTO selections (track_number, position, song_id, is_repeat) VALUES "
-                    "(7, 1, 's1', FALSE), (7, 2, 's2', FALSE), (7, 3, 's1', TRUE), (8, 1, 's2', FALSE)")
+    # What publish counts is the render, not the plan: the plan of 7 also lists s3.
+    lib.replace_mix_plan(7, {"target_seconds": 60.0}, pd.DataFrame([
+        {"position": i, "song_id": s} for i, s in enumerate(["s1", "s2", "s3"], 1)]))
+    lib.record_render(7, render_id="r7", plan_id="p7", output_dir=str(tmp_path / "out7"),
+                      report={"entries": [{"song_id": "s1"}, {"song_id": "s2"}, {"song_id": "s1"}]})
+    lib.record_render(8, render_id="r8", plan_id="p8", output_dir=str(tmp_path / "out8"),
+                      report={"entries": [{"song_id": "s2"}]})
     first = lib.publish(7, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 1, 1))
     again = lib.publish(7, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 1, 1))
-    assert first == {"songs": 2, "newly_counted": 2} and again["newly_counted"] == 0
+    assert (first["songs"], first["newly_counted"], first["render_id"]) == (2, 2, "r7")
+    assert again["newly_counted"] == 0
     lib.publish(8, youtube_url="u", video_id="dQw4w9WgXcQ", published_on=datetime(2026, 2, 1))
     used = dict(lib.df("SELECT song_id, times_used FROM songs").itertuples(index=False))
     assert used == {"s1": 1, "s2": 2, "s3": 0}
@@ -171,3 +179,53 @@ def test_publish_counts_each_song_once_and_marks_recent_use(tmp_path):
     assert bool(recent["s2"]) and not bool(recent["s1"]) and not bool(recent["s3"])
     assert bool(lib.songs(recent_tracks=2).set_index("song_id")["recently_used"]["s1"])
     assert lib.scalar("SELECT status FROM tracks WHERE track_number = 7") == "published"
+
+
+def test_nan_crosses_the_door_as_null(tmp_path):
+    """A beatless song (tempo NaN from pandas) is stored as NULL and the BPM histogram still works."""
+    from lofi_pipeline.core.catalog import describe_songs, feature_frame, filename_fields
+
+    lib = Library(tmp_path / "lofi.duckdb", home=tmp_path)
+    features = feature_frame([], [])
+    features.loc[0] = {c: None for c in features.columns}
+    features.loc[0, ["path", "status", "content_hash", "file_size", "file_mtime", "bpm", "duration_seconds"]] = \
+        [str(tmp_path / "A_1_1_7a.wav"), "analysed", "h1", 10, 1.0, float("nan"), 30.0]
+    features = features.astype({"bpm": float})
+    counts = lib.upsert_songs(7, features, filename_fields=filename_fields, describe=describe_songs)
+    assert counts["songs_added"] == 1
+    assert lib.scalar("SELECT bpm IS NULL FROM songs WHERE song_id = 'h1'") is True
+    assert lib.bpm_distribution().empty  # no NaN reaches the ::INT cast
+    # stored relative to the home, read back absolute
+    assert lib.scalar("SELECT path FROM songs") == "A_1_1_7a.wav"
+    assert lib.songs()["path"].iloc[0] == str(tmp_path / "A_1_1_7a.wav")
+
+
+def test_insert_by_name_survives_a_new_column(tmp_path):
+    lib = Library(tmp_path / "lofi.duckdb")
+    lib.init()
+    with lib.write() as con:
+        con.execute("ALTER TABLE tracks ADD COLUMN added_later VARCHAR")
+    lib.upsert_plan(7, _plan(), page_ref="p.md")
+    assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 7") == 5
+
+
+def test_backup_is_taken_before_a_migration(tmp_path):
+    from lofi_pipeline.core import library as library_module
+
+    db = tmp_path / "lofi.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+    con.execute(library_module.MIGRATIONS[0][2])
+    con.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', now())")
+    con.execute("INSERT INTO songs (song_id, filename) VALUES ('old', 'kept.mp3')")
+    con.close()
+    lib = Library(db)
+    assert lib.init() == library_module.SCHEMA_VERSION
+    backups = list(tmp_path.glob("lofi.duckdb.v1-*.bak"))
+    assert len(backups) == 1
+    old = duckdb.connect(str(backups[0]), read_only=True)
+    assert old.execute("SELECT filename FROM songs").fetchall() == [("kept.mp3",)]
+    assert old.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 1
+    old.close()
+    Library(db).init()  # nothing pending: no second backup
+    assert len(list(tmp_path.glob("lofi.duckdb.v*.bak"))) == 1

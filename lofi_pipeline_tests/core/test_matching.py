@@ -27,6 +27,7 @@ from lofi_pipeline.core.matching import (
     key_score,
     prompt_query_texts,
     query_track,
+    query_track_with_best,
     to_camelot,
     track_tempo_profile,
     usage_score,
@@ -178,15 +179,17 @@ def new_plan():
 def test_paraphrased_prompts_find_their_song_and_unrelated_ones_are_gaps(library, new_plan):
     songs, song_vectors = library
     plan, prompt_vectors = new_plan
-    matches = query_track(plan, prompt_vectors, songs, song_vectors)
+    matches, best = query_track_with_best(plan, prompt_vectors, songs, song_vectors)
     assert list(matches.columns) == MATCH_COLUMNS
+    closest = dict(zip(best.prompt_order, best.similarity))
+    assert set(closest) == {p.order for p in plan.prompts}  # every prompt, threshold or not
     for prompt in plan.prompts:
         rows = matches[matches["prompt_order"] == prompt.order]
         source = next((k for k, v in PARAPHRASES.items() if v == prompt.core_text), None)
         if source is None:
             assert prompt.core_text in UNRELATED
             assert rows.empty, f"unrelated prompt {prompt.core_text!r} matched {list(rows.filename)}"
-            assert matches.attrs["best_similarity"][prompt.order] < 0.6
+            assert closest[prompt.order] < 0.6
             continue
         top = rows.iloc[0]
         assert top["filename"].startswith(f"A_{source[0]}_{source[1]}_19"), \
