@@ -49,7 +49,8 @@ def build_gap_report(plan: TrackPlan, mix, matches: pd.DataFrame | None = None, 
     first = [e for e in mix.entries if e.repeat == 0]
     lengths = sorted(e.length_seconds for e in first)
     typical = lengths[len(lengths) // 2] if lengths else DEFAULT_SONG_SECONDS
-    effective = max(typical - mix.crossfade_seconds, 30.0)
+    # New songs are full Suno songs, whatever the length of the clips already in the library.
+    effective = max(typical, 120.0) - mix.crossfade_seconds
     targets = {a.arc_number: a.target_seconds for a in mix.arcs}
     prompts = []
     for arc in plan.arcs:

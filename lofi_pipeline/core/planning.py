@@ -92,7 +92,7 @@ def usable_songs(lib: Library) -> pd.DataFrame:
     """The library's songs a plan may use (flagged audio — silence, very long files — is left out)."""
     songs = lib.songs()
     if "flags" in songs.columns:
-        flagged = songs["flags"].map(lambda f: f is not None and len(f) > 0)
+        flagged = songs["flags"].map(lambda f: isinstance(f, (list, tuple, np.ndarray)) and len(f) > 0)
         songs = songs[~flagged]
     return songs.reset_index(drop=True)
 

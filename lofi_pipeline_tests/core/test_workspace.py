@@ -8,17 +8,14 @@ import os
 import pytest
 from conftest_render import selected, synth_song, write_song
 
-from lofi_pipeline.core import workspace
+from lofi_pipeline.core import prepare
 from lofi_pipeline.core.errors import ConfigError, PageParseError, RenderError
 from lofi_pipeline.core.identity import content_hash
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
-from lofi_pipeline.core.workspace import (
-    duration_table,
-    prepare_render_folder,
-    scaffold_track,
-    validate_youtube_url,
-    write_json_atomic,
-)
+from lofi_pipeline.core.files import write_json_atomic
+from lofi_pipeline.core.prepare import prepare_render_folder
+from lofi_pipeline.core.publishing import validate_youtube_url
+from lofi_pipeline.core.trackdir import duration_table, scaffold_track
 
 
 def make_plan(*, title: str = "Neon Rain Drive", description: str = "Three hours of night driving.") -> TrackPlan:
@@ -152,10 +149,8 @@ def test_copy_places_songs_in_order_and_writes_the_plan(library):
     rows = plan["songs"]
     assert [r["order"] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0]["file"] == "Songs/001__A_3_5_19a.wav" and rows[0]["arc_number"] == 3
-    assert rows[0]["start_seconds"] == 0.0
-    # start = previous start + previous duration - crossfade (clamped to half the shorter song)
-    d1, d2 = rows[0]["duration_seconds"], rows[1]["duration_seconds"]
-    assert rows[1]["start_seconds"] == pytest.approx(d1 - min(5.0, d1 / 2, d2 / 2), abs=0.002)
+    by_order = sorted(songs, key=lambda s: s.order)
+    assert [r["status"] for r in rows] == ["copied"] * 5 and [r["song_id"] for r in rows] == [s.song_id for s in by_order]
     assert (track / "remaining-prompts.md").read_text().startswith("# Remaining")
     assert [s.path for s in res.render_selection] == [str(track / "Songs" / n) for n in names]
 
@@ -205,7 +200,7 @@ def test_hardlink_shares_the_inode(library):
 def test_move_failing_midway_loses_no_file(library, monkeypatch):
     lib, songs, track = library
     before = snapshot([lib / s.filename for s in songs])
-    real_copy, calls = workspace._copy_file, []
+    real_copy, calls = prepare._copy_file, []
 
     def failing_copy(src, dst):
         calls.append(src)
@@ -215,7 +210,7 @@ def test_move_failing_midway_loses_no_file(library, monkeypatch):
             raise OSError(28, "No space left on device")
         real_copy(src, dst)
 
-    monkeypatch.setattr(workspace, "_copy_file", failing_copy)
+    monkeypatch.setattr(prepare, "_copy_file", failing_copy)
     with pytest.raises(RenderError, match=r"No space left on device.*2 song\(s\) were placed"):
         prepare_render_folder(track, songs, mode="move")
     # every song exists exactly once, whole, either at its source or in Songs/
@@ -226,7 +221,7 @@ def test_move_failing_midway_loses_no_file(library, monkeypatch):
     assert len(placed) == 2
     assert not [p for p in (track / "Songs").iterdir() if p.name.startswith(".")]  # no partial left
 
-    monkeypatch.setattr(workspace, "_copy_file", real_copy)
+    monkeypatch.setattr(prepare, "_copy_file", real_copy)
     res = prepare_render_folder(track, songs, mode="move")  # the re-run carries on
     assert sorted(p.action for p in res.placed) == ["moved"] * 3 + ["unchanged"] * 2
     assert not any(lib.iterdir())
@@ -240,7 +235,7 @@ def test_corrupted_copy_is_caught_by_the_hash_check(library, monkeypatch):
         data[-1] ^= 0xFF  # same size, different content
         open(dst, "wb").write(bytes(data))
 
-    monkeypatch.setattr(workspace, "_copy_file", bitflip_copy)
+    monkeypatch.setattr(prepare, "_copy_file", bitflip_copy)
     with pytest.raises(RenderError, match="does not match the source"):
         prepare_render_folder(track, songs, mode="move")
     assert len(list(lib.iterdir())) == 5 and not list((track / "Songs").iterdir())
