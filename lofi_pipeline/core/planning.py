@@ -97,9 +97,9 @@ def usable_songs(lib: Library) -> pd.DataFrame:
     return songs.reset_index(drop=True)
 
 
-def stored_plan(lib: Library, track_number: int) -> tuple[dict[str, Any], pd.DataFrame]:
+def stored_plan(lib: Library, track_number: int, *, need_songs: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     stored = lib.load_mix_plan(track_number)
-    if stored is None or stored[1].empty:
+    if stored is None or (need_songs and stored[1].empty):
         raise LofiError(f"track {track_number}: no mix plan yet; run `lofi query --track {track_number}` first")
     return stored
 
@@ -126,7 +126,7 @@ def report_gaps(lib: Library, track_number: int, *, folder: Path, good_similarit
     from lofi_pipeline.core.mixplan import MixPlan
 
     plan = require_plan(lib, track_number)
-    header, entries = stored_plan(lib, track_number)
+    header, entries = stored_plan(lib, track_number, need_songs=False)
     mix = MixPlan.from_stored(header, entries)
     report = build_gap_report(plan, mix, lib.load_matches(track_number), good_similarity=good_similarity,
                               min_similarity=min_similarity, best=lib.load_best(track_number))
