@@ -891,11 +891,15 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
     last_phase = -1
 
     def report(done: float) -> None:
-        nonlocal last_reported, last_phase
+        nonlocal last_reported
         if on_progress is not None and (done - last_reported >= 0.002 or done >= 1.0):
             last_reported = done
             on_progress(done)
-        seconds = phase_total if done >= 1.0 else min(int(done * total_seconds), phase_total - 1)
+
+    def report_phase(seconds: int) -> None:
+        # Seconds handed to the encoder (one step per block, so even a short mix moves);
+        # the last second is reported once the encoder has finished the file.
+        nonlocal last_phase
         if on_phase is not None and seconds > last_phase:
             last_phase = seconds
             on_phase("mix", seconds, phase_total)
@@ -923,6 +927,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
     next_span = 0  # first span not yet finished
     try:
         report(0.0)
+        report_phase(0)
         pos = 0
         while pos < total:
             n = min(block, total - pos)
@@ -966,6 +971,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
             while next_span < len(spans) and spans[next_span].end <= pos:
                 next_span += 1
             report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
+            report_phase(min(int(pos / sample_rate), phase_total - 1))
         enc.stdin.close()
         while enc.poll() is None:
             report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
@@ -974,6 +980,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
         if enc.returncode != 0:
             raise fail(f"ffmpeg failed writing {out_video}")
         report(1.0)
+        report_phase(phase_total)
         return max_open
     except BaseException:
         if enc.poll() is None:
