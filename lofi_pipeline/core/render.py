@@ -625,6 +625,8 @@ def render_mix(
         phase("check", 0, steps)
         info = _checked_output(partial_video, plan=plan, ffmpeg_exe=ffmpeg_exe)
         phase("check", 1, steps)
+        timings["check_seconds"] = time.monotonic() - t0
+        t0 = time.monotonic()
         lufs = peak = None
         if measure_output:
             if plan.total_seconds >= 600:  # long mixes: split the true-peak scan over two cores
@@ -638,7 +640,7 @@ def render_mix(
             if peak > true_peak_db + 0.2:
                 warnings.append(f"output true peak {peak:.1f} dBTP is above the ceiling {true_peak_db:.1f}")
             phase("check", 2, steps)
-        timings["check_seconds"] = time.monotonic() - t0
+        timings["measure_seconds"] = time.monotonic() - t0
 
         # ---- reports first, the video last: a mix.mp4 is never without its report
         from lofi_pipeline.core.workspace import write_json_atomic, write_text_atomic  # workspace imports us
@@ -698,7 +700,8 @@ def _without_missing_songs(plan: RenderPlan, *, allow_missing: bool, warnings: l
     if not kept:
         raise RenderError(f"nothing to render: every song file is missing ({named}{more})")
     for path, entry in missing.items():
-        warnings.append(f"{entry.song.filename}: song file missing at render time ({path}); left out of the mix")
+        warnings.append(f"{entry.song.filename}: song file missing at render time ({path}); "
+                        "left out of the mix")
     # The remaining songs are laid out again so the mix has no hole where a song was.
     return build_render_plan(list(kept.values()), target_seconds=plan.target_seconds,
                              crossfade_seconds=plan.crossfade_seconds)
