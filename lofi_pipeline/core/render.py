@@ -733,8 +733,9 @@ def _remove_stale_leftovers(output_dir: Path, *, now: float | None = None) -> li
       is gone, and any older than six hours (also those of renders from before
       the owner file existed);
     * hidden ``.mix.partial-{pid}.mp4`` videos of dead processes in
-      ``output_dir`` and in its sibling folders (a killed render's own
-      ``output_*`` folder is a sibling of the next one's).
+      ``output_dir`` and in its ``output_*`` sibling folders (a killed
+      render's own ``Rendered/output_{stamp}`` folder is a sibling of the
+      next one's; other siblings are not looked into).
 
     Nothing that belongs to a live render is touched. Errors are ignored: a
     left-over file only costs disk space.
@@ -760,7 +761,8 @@ def _remove_stale_leftovers(output_dir: Path, *, now: float | None = None) -> li
             continue
     folders = [output_dir]
     try:
-        folders += [p for p in output_dir.parent.iterdir() if p.is_dir() and p != output_dir]
+        folders += [p for p in output_dir.parent.iterdir()
+                    if p.name.startswith("output_") and p != output_dir and p.is_dir()]
     except OSError:
         pass
     for folder in folders:

@@ -288,8 +288,9 @@ from lofi_pipeline.core.models import SelectedSong
 from lofi_pipeline.core.render import build_render_plan, render_mix
 
 args = json.loads(sys.argv[1])
-songs = [SelectedSong(order=i + 1, arc_number=1, arc_name="Dusk", song_id=f"id{i}", path=p, filename=Path(p).name,
-                      duration_seconds=d, loudness_lufs=-20.0) for i, (p, d) in enumerate(args["songs"])]
+songs = [SelectedSong(order=i + 1, arc_number=1, arc_name="Dusk", song_id=f"id{i}", path=p,
+                      filename=Path(p).name, duration_seconds=d, loudness_lufs=-20.0)
+         for i, (p, d) in enumerate(args["songs"])]
 plan = build_render_plan(songs, target_seconds=args["target"], crossfade_seconds=3.0)
 
 def on_phase(name, done, total):
@@ -308,12 +309,13 @@ def _songs_on_disk(folder, count: int, seconds: float) -> list:
             for i in range(count)]
 
 
-def test_killed_render_leaves_nothing_that_looks_finished_and_the_next_render_cleans_up(tmp_path, monkeypatch):
+def test_killed_render_leaves_nothing_that_looks_finished_and_the_next_one_cleans_up(tmp_path, monkeypatch):
     tmp_root = tmp_path / "tmp"
     tmp_root.mkdir()
     paths = _songs_on_disk(tmp_path / "songs", 3, 20.0)
     killed_out = tmp_path / "Rendered" / "output_1"
-    args = {"songs": [[str(p), 20.0] for p in paths], "target": 240.0, "out": str(killed_out), "ffmpeg": ffmpeg()}
+    args = {"songs": [[str(p), 20.0] for p in paths], "target": 240.0, "out": str(killed_out),
+            "ffmpeg": ffmpeg()}
     env = {**os.environ, "TMPDIR": str(tmp_root),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                           os.environ.get("PYTHONPATH", "")])}
@@ -344,14 +346,17 @@ def test_killed_render_leaves_nothing_that_looks_finished_and_the_next_render_cl
     # the next render removes the left-overs and produces a finished mix
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_root))
     songs = [selected(p, order=i + 1, arc=1, duration=20.0, loudness=-20.0) for i, p in enumerate(paths)]
-    report = render_mix(build_render_plan(songs, target_seconds=30.0), output_dir=tmp_path / "Rendered" / "output_2",
-                        background=None, ffmpeg_exe=ffmpeg(), width=320, height=180, measure_output=False)
+    report = render_mix(build_render_plan(songs, target_seconds=30.0),
+                        output_dir=tmp_path / "Rendered" / "output_2", background=None, ffmpeg_exe=ffmpeg(),
+                        width=320, height=180, measure_output=False)
     assert isinstance(report, RenderReport)
     assert not work.exists()
     assert list(killed_out.iterdir()) == []
-    assert not [p for p in tmp_root.iterdir() if p.name.startswith("lofi_render_")]  # its own folder is gone too
+    # its own work folder is gone too
+    assert not [p for p in tmp_root.iterdir() if p.name.startswith("lofi_render_")]
     finished = sorted(p.name for p in (tmp_path / "Rendered" / "output_2").iterdir())
-    assert finished == ["chapters.txt", "ffmpeg_commands.txt", "mix.mp4", "render_plan.json", "render_report.json"]
+    assert finished == ["chapters.txt", "ffmpeg_commands.txt", "mix.mp4", "render_plan.json",
+                        "render_report.json"]
 
 
 def test_stale_work_folders_are_removed_only_when_their_owner_is_gone(tmp_path, monkeypatch):
@@ -388,12 +393,15 @@ def test_stale_work_folders_are_removed_only_when_their_owner_is_gone(tmp_path, 
 
 def test_missing_songs_are_named_or_left_out_with_allow_missing(tmp_path):
     paths = _songs_on_disk(tmp_path / "songs", 4, 8.0)
-    songs = [selected(p, order=i + 1, arc=1 + i // 2, duration=8.0, loudness=-20.0) for i, p in enumerate(paths)]
+    songs = [selected(p, order=i + 1, arc=1 + i // 2, duration=8.0, loudness=-20.0)
+             for i, p in enumerate(paths)]
     paths[1].unlink()
     paths[3].unlink()
     plan = build_render_plan(songs, target_seconds=None, crossfade_seconds=2.0)
-    with pytest.raises(RenderError, match=r"song file not found: .*A_1_2_21a\.wav.*A_1_4_21a\.wav.*--allow-missing"):
-        render_mix(plan, output_dir=tmp_path / "o1", background=None, ffmpeg_exe=ffmpeg(), width=320, height=180)
+    with pytest.raises(RenderError,
+                       match=r"song file not found: .*A_1_2_21a\.wav.*A_1_4_21a\.wav.*--allow-missing"):
+        render_mix(plan, output_dir=tmp_path / "o1", background=None, ffmpeg_exe=ffmpeg(), width=320,
+                   height=180)
     assert not (tmp_path / "o1" / "mix.mp4").exists()
 
     phases: list[tuple[str, int, int]] = []
@@ -410,8 +418,8 @@ def test_missing_songs_are_named_or_left_out_with_allow_missing(tmp_path):
     saved = json.loads((tmp_path / "o2" / "render_report.json").read_text())
     assert saved["warnings"] == report.warnings
     assert "A_1_2_21a" not in (tmp_path / "o2" / "chapters.txt").read_text()
-    assert [e["filename"] for e in json.loads((tmp_path / "o2" / "render_plan.json").read_text())["entries"]] == \
-        ["A_1_1_21a.wav", "A_1_3_21a.wav"]
+    saved_plan = json.loads((tmp_path / "o2" / "render_plan.json").read_text())
+    assert [e["filename"] for e in saved_plan["entries"]] == ["A_1_1_21a.wav", "A_1_3_21a.wav"]
 
     # phases in order, each from (0, total) to (total, total), never going back
     order = list(dict.fromkeys(name for name, _, _ in phases))
