@@ -448,3 +448,19 @@ def test_an_encoded_mix_of_the_wrong_length_is_refused(rendered):
     longer = build_render_plan([e.song for e in plan.entries], target_seconds=MIX_SECONDS + 5)
     with pytest.raises(RenderError, match=r"audio lasts 70\.\d\d s, the plan 75\.00 s"):
         _checked_output(out / "mix.mp4", plan=longer, ffmpeg_exe=ffmpeg())
+
+
+def test_a_mix_whose_audio_stops_early_is_refused_whatever_the_container_says(tmp_path):
+    # what a killed encoder leaves: the looped video runs to the planned end, the audio stops early
+    video = tmp_path / ".mix.partial-1.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10:d=20", "-f", "lavfi",
+                    "-i", "sine=f=220:d=5", "-c:v", "libx264", "-c:a", "aac", str(video)], check=True)
+    assert probe_media(video, ffmpeg_exe=ffmpeg()).duration_seconds == pytest.approx(20.0, abs=0.2)
+    song = fake_song(1, duration=20.0)
+    with pytest.raises(RenderError, match=r"audio lasts 5\.\d\d s, the plan 20\.00 s"):
+        _checked_output(video, plan=build_render_plan([song], target_seconds=None), ffmpeg_exe=ffmpeg())
+    silent = tmp_path / "no_audio.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10:d=2", "-c:v", "libx264",
+                    str(silent)], check=True)
+    with pytest.raises(RenderError, match="one video and one audio stream, found: video"):
+        _checked_output(silent, plan=build_render_plan([song], target_seconds=None), ffmpeg_exe=ffmpeg())
