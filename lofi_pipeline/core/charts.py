@@ -118,7 +118,10 @@ def _confident(df: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _camelot_of(df: pd.DataFrame) -> pd.Series:
-    codes = df["key"].map(to_camelot) if "key" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    if "key" in df.columns:
+        codes = df["key"].map(to_camelot)
+    else:
+        codes = pd.Series(None, index=df.index, dtype=object)
     if "camelot" in df.columns:  # the stored code fills in where the key name is unreadable
         codes = codes.where(codes.notna(), df["camelot"].map(to_camelot))
     return codes
@@ -146,7 +149,10 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
     if songs is None or len(songs) == 0:
         return _placeholder("Library: BPM and key", "No songs in the library yet")
     df = songs.reset_index(drop=True)
-    bpm = pd.to_numeric(df["bpm"], errors="coerce") if "bpm" in df.columns else pd.Series(np.nan, index=df.index)
+    if "bpm" in df.columns:
+        bpm = pd.to_numeric(df["bpm"], errors="coerce")
+    else:
+        bpm = pd.Series(np.nan, index=df.index)
     bpm = bpm.where(bpm > 0)
     bpm_ok = _confident(df, "bpm_confidence")
     codes = _camelot_of(df)
@@ -157,8 +163,8 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
         ax_bpm, ax_key = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.35], "wspace": 0.22})
         fig.subplots_adjust(left=0.06, right=0.985, top=0.86, bottom=0.2)
         known = bpm.dropna()
-        fig.suptitle(f"Library: {len(df)} songs — BPM known for {len(known)}, key for {int(codes.notna().sum())}",
-                     fontsize=11, weight="bold", x=0.02, ha="left")
+        fig.suptitle(f"Library: {len(df)} songs — BPM known for {len(known)}, "
+                     f"key for {int(codes.notna().sum())}", fontsize=11, weight="bold", x=0.02, ha="left")
 
         # ---- BPM: 5-BPM bins over the known range, unknown as a separate bar
         step = 5.0
@@ -200,7 +206,8 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
         ax_key.set_xlabel("Camelot wheel number (8A = A minor, 8B = C major)")
         ax_key.set_title("Key", loc="left")
         ax_key.yaxis.get_major_locator().set_params(integer=True)
-        handles = [Patch(color=_MINOR_COLOUR, label="minor (A)"), Patch(color=_MAJOR_COLOUR, label="major (B)"),
+        handles = [Patch(color=_MINOR_COLOUR, label="minor (A)"),
+                   Patch(color=_MAJOR_COLOUR, label="major (B)"),
                    Patch(facecolor="#dddddd", hatch=_HATCH, edgecolor="#777777",
                          label=f"confidence < {LOW_CONFIDENCE:g}"),
                    Patch(color=UNKNOWN_COLOUR, label="unknown")]
@@ -242,7 +249,8 @@ def arc_timeline_png(entries: Sequence[Mapping[str, Any]], *, title: str) -> byt
             continue
         rows.append({"arc": int(arc), "name": _clean(e.get("arc_name"), 28), "start": start / 60.0,
                      "length": length / 60.0, "repeat": int(e.get("repeat") or 0),
-                     "reused": str(e.get("source") or "own") == "reused", "file": _clean(e.get("filename"), 30)})
+                     "reused": str(e.get("source") or "own") == "reused",
+                     "file": _clean(e.get("filename"), 30)})
     if not rows:
         return _placeholder(_clean(title, 80) or "Mix timeline", "No songs placed in this mix yet")
 
@@ -267,7 +275,8 @@ def arc_timeline_png(entries: Sequence[Mapping[str, Any]], *, title: str) -> byt
             if block_px > 7 * len(r["file"]) * 0.8 and len(rows) <= 40:
                 ax.text(r["start"] + r["length"] / 2, lane[r["arc"]], r["file"], ha="center", va="center",
                         fontsize=7, color="white" if not r["repeat"] else "#222222", clip_on=True)
-        ax.set_yticks([lane[a] for a in arcs], [f"Arc {a} · {names[a]}" if names[a] else f"Arc {a}" for a in arcs])
+        ax.set_yticks([lane[a] for a in arcs],
+                      [f"Arc {a} · {names[a]}" if names[a] else f"Arc {a}" for a in arcs])
         for tick, a in zip(ax.get_yticklabels(), arcs):
             tick.set_color(arc_colour(a))
             tick.set_fontweight("bold")
@@ -371,10 +380,14 @@ def gap_coverage_png(prompts: Sequence[Mapping[str, Any]], *, title: str) -> byt
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown that shows ``png`` inline: ``![alt](data:image/png;base64,…)``.
 
-    Meant for ``dagster.MetadataValue.md``; the installed Dagster UI (1.13)
-    renders such data-URI images in the asset's metadata panel. ``alt`` is
-    page text made safe: brackets, backslashes and line breaks cannot end
-    the image syntax early.
+    Meant for ``dagster.MetadataValue.md``. Checked in the Dagster 1.13 UI
+    with headless Chromium: its Markdown sanitizer allows ``data:`` image
+    sources, and the picture shows in the asset's metadata (Overview and
+    Events tabs). Markdown longer than 1,000 characters, which every chart
+    is, sits behind a ``[Show Markdown]`` link that opens it in a dialog;
+    ``MetadataValue.path`` or ``.url`` to a PNG file only show the path as
+    text. ``alt`` is page text made safe: brackets, backslashes and line
+    breaks cannot end the image syntax early.
     """
     if not png.startswith(b"\x89PNG\r\n\x1a\n"):
         raise ValueError("markdown_image expects PNG bytes")

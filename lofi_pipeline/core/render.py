@@ -34,13 +34,23 @@ command and filter graph, with each entry's gain and envelope), ``chapters.txt``
 and ``render_report.json`` (duration, streams, loudness and true peak measured
 on the output with ffmpeg's ``ebur128``, wall time, realtime factor).
 
+**A file that looks finished is finished.** The encoder writes a hidden
+``.mix.partial-{pid}.mp4``; its audio track is decoded to check its length
+against the plan, the text files and the report are written, and the video is
+renamed to ``mix.mp4`` last. A killed render leaves only hidden files and a
+``lofi_render_*`` work folder carrying its pid; the next render removes those
+whose process is gone (and any older than six hours).
+
 Units: seconds, Hz, LUFS, dB / dBTP.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -54,7 +64,13 @@ import numpy as np
 from lofi_pipeline.core.chapters import chapters_for_render, chapters_text, format_timestamp  # noqa: F401
 from lofi_pipeline.core.errors import AudioFileError, RenderError
 from lofi_pipeline.core.models import SelectedSong
-from lofi_pipeline.core.probe import ffmpeg_tail, measure_loudness_ffmpeg, measure_loudness_split, probe_media
+from lofi_pipeline.core.probe import (
+    MediaInfo,
+    ffmpeg_tail,
+    measure_loudness_ffmpeg,
+    measure_loudness_split,
+    probe_media,
+)
 
 __all__ = [
     "RenderEntry", "RenderPlan", "RenderReport", "build_render_plan",
@@ -340,8 +356,16 @@ def _spans(plan: RenderPlan, gains_db: list[float], sample_rate: int) -> list[_S
     return spans
 
 
-def _song_loudness(plan: RenderPlan, *, ffmpeg_exe: str, warnings: list[str]) -> dict[str, float]:
-    """Analysed loudness per song path; measured with ebur128 where the selection has none."""
+def _song_loudness(plan: RenderPlan, *, ffmpeg_exe: str, warnings: list[str],
+                   on_phase: Callable[[str, int, int], None] | None = None) -> dict[str, float]:
+    """Analysed loudness per song path; measured with ebur128 where the selection has none.
+
+    Reports phase ``"loudness"`` with one step per distinct song (a stored
+    value counts as a step done at once).
+    """
+    paths = list(dict.fromkeys(e.song.path for e in plan.entries))
+    if on_phase is not None:
+        on_phase("loudness", 0, len(paths))
     loudness: dict[str, float] = {}
     for entry in plan.entries:
         s = entry.song
@@ -349,12 +373,15 @@ def _song_loudness(plan: RenderPlan, *, ffmpeg_exe: str, warnings: list[str]) ->
             continue
         if s.loudness_lufs is not None:
             loudness[s.path] = float(s.loudness_lufs)
-            continue
-        try:
-            loudness[s.path], _ = measure_loudness_ffmpeg(s.path, ffmpeg_exe=ffmpeg_exe)
-        except AudioFileError as exc:
-            raise RenderError(f"cannot measure the loudness of {s.path}: {exc.reason}") from exc
-        warnings.append(f"{s.filename}: no analysed loudness, measured {loudness[s.path]:.1f} LUFS with ebur128")
+        else:
+            try:
+                loudness[s.path], _ = measure_loudness_ffmpeg(s.path, ffmpeg_exe=ffmpeg_exe)
+            except AudioFileError as exc:
+                raise RenderError(f"cannot measure the loudness of {s.path}: {exc.reason}") from exc
+            warnings.append(f"{s.filename}: no analysed loudness, measured {loudness[s.path]:.1f} LUFS "
+                            "with ebur128")
+        if on_phase is not None:
+            on_phase("loudness", len(loudness), len(paths))
     return loudness
 
 
@@ -405,9 +432,19 @@ def render_mix(
     limiter_margin_db: float = 2.0,
     measure_output: bool = True,
     chapters: list[tuple[float, str]] | None = None,
+    allow_missing: bool = False,
     on_progress: Callable[[float], None] | None = None,
+    on_phase: Callable[[str, int, int], None] | None = None,
 ) -> RenderReport:
     """Render ``plan`` to ``output_dir/mix.mp4`` with chapters, commands and a report.
+
+    A file named ``mix.mp4`` is always a finished, checked mix: the video is
+    encoded to a hidden ``.mix.partial-{pid}.mp4`` beside it, its audio track
+    is decoded to check its length against the plan, the report is written,
+    and only then is the video renamed into place. A render that fails removes
+    its partial video and its ``lofi_render_*`` work folder; one that is
+    killed (SIGKILL, power cut) leaves only hidden files, which the next
+    render removes (see :func:`_remove_stale_leftovers`).
 
     Parameters
     ----------
@@ -441,9 +478,20 @@ def render_mix(
     measure_output : bool
         Measure loudness and true peak on the finished file (about 150x
         realtime); off only for benchmarks of the render itself.
+    allow_missing : bool
+        A song file missing at render time is left out (the remaining songs
+        are laid out again with the plan's target and crossfade, and the
+        report warns about each one) instead of failing the render.
     on_progress : callable, optional
-        Called in the calling thread with the fraction done (0..1), parsed
-        from ffmpeg's ``-progress`` output.
+        Called in the calling thread with the fraction of the mix encoded
+        (0..1), parsed from ffmpeg's ``-progress`` output.
+    on_phase : callable, optional
+        Called in the calling thread as ``on_phase(name, done, total)`` for
+        every phase, in this order: ``"loudness"`` (songs measured, one step
+        per distinct song), ``"background"`` (video frames encoded),
+        ``"mix"`` (seconds of the mix encoded) and ``"check"`` (steps of the
+        final check: audio length, loudness, report). Each phase reports
+        ``(0, total)`` first and ``(total, total)`` when done.
 
     Returns
     -------
@@ -452,25 +500,30 @@ def render_mix(
     Raises
     ------
     RenderError
-        A song or the background is missing, or an ffmpeg run fails (the
-        message carries ffmpeg's last stderr lines).
+        A song (unless ``allow_missing``) or the background is missing, an
+        ffmpeg run fails (the message carries ffmpeg's last stderr lines), or
+        the encoded audio is not as long as the plan.
     """
     t_start = time.monotonic()
     output_dir = Path(output_dir)
-    for entry in plan.entries:
-        if not Path(entry.song.path).is_file():
-            raise RenderError(f"song file not found: {entry.song.path} (mix position {entry.position})")
+    warnings: list[str] = []
+    plan = _without_missing_songs(plan, allow_missing=allow_missing, warnings=warnings)
     if background is not None and not Path(background).is_file():
         raise RenderError(f"background not found: {background}")
     if not Path(ffmpeg_exe).is_file():
         raise RenderError(f"ffmpeg not found: {ffmpeg_exe}")
     output_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_leftovers(output_dir)
     out_video = output_dir / MIX_FILENAME
-    warnings: list[str] = []
+    partial_video = output_dir / f".{out_video.stem}.partial-{os.getpid()}{out_video.suffix}"
     timings: dict[str, float] = {}
     commands: list[str] = []
 
-    loudness = _song_loudness(plan, ffmpeg_exe=ffmpeg_exe, warnings=warnings)
+    def phase(name: str, done: int, total: int) -> None:
+        if on_phase is not None:
+            on_phase(name, done, total)
+
+    loudness = _song_loudness(plan, ffmpeg_exe=ffmpeg_exe, warnings=warnings, on_phase=phase)
     gains_db: list[float] = []
     for entry in plan.entries:
         g = target_lufs - loudness[entry.song.path]
@@ -480,89 +533,277 @@ def render_mix(
         gains_db.append(g)
     timings["loudness_seconds"] = time.monotonic() - t_start
 
-    with tempfile.TemporaryDirectory(prefix="lofi_render_") as tmp:
-        # ---- video: one short segment
+    try:
+        with tempfile.TemporaryDirectory(prefix=_WORK_DIR_PREFIX) as tmp:
+            _claim_work_dir(Path(tmp))
+            # ---- video: one short segment
+            t0 = time.monotonic()
+            segment = Path(tmp) / "background_segment.mp4"
+            seg_len = segment_seconds
+            if background is not None and Path(background).suffix.lower() not in IMAGE_EXTENSIONS:
+                info = probe_media(background, ffmpeg_exe=ffmpeg_exe)
+                seg_len = min(info.duration_seconds or segment_seconds, loop_video_max_seconds)
+            seg_cmd = _background_command(ffmpeg_exe=ffmpeg_exe,
+                                          background=Path(background) if background else None,
+                                          out=segment, width=width, height=height, fps=fps,
+                                          segment_seconds=seg_len, colour=background_colour)
+            commands.append("# 1. background segment, encoded once\n" + shlex.join(seg_cmd))
+            _encode_background(seg_cmd, segment=segment, frames=max(1, int(round(seg_len * fps))),
+                               what=str(background or background_colour), phase=phase)
+            timings["video_segment_seconds"] = time.monotonic() - t0
+
+            # ---- audio stream + mux
+            t0 = time.monotonic()
+            spans = _spans(plan, gains_db, sample_rate)
+            total_frames = spans[-1].end
+            ceiling = 10 ** ((true_peak_db - limiter_margin_db) / 20)
+            audio_graph = (f"alimiter=limit={ceiling:.4f}:attack=5:release=80:level=disabled:latency=1,"
+                           f"aformat=sample_fmts=fltp")
+            enc_cmd = [ffmpeg_exe, "-hide_banner", "-nostats", "-v", "warning", "-y",
+                       "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
+                       "-stream_loop", "-1", "-i", str(segment),
+                       "-map", "1:v:0", "-map", "0:a:0", "-filter:a", audio_graph,
+                       "-c:v", "copy", "-c:a", "aac", "-aac_coder", "fast", "-b:a", audio_bitrate,
+                       "-t", f"{total_frames / sample_rate:.6f}", "-movflags", "+faststart",
+                       "-progress", "pipe:1", "-f", "mp4", str(partial_video)]
+            commands.append("# 2. mix encoder: float PCM from the mixer on stdin, background looped by copy\n"
+                            f"#    audio filter graph: {audio_graph}\n"
+                            "#    written to a hidden partial file, renamed to "
+                            f"{out_video.name} once checked\n" + shlex.join(enc_cmd))
+            commands.append(_mixer_description(spans, sample_rate=sample_rate, fade_in=fade_in,
+                                               fade_out=fade_out, ffmpeg_exe=ffmpeg_exe))
+            max_open = _stream_mix(spans, enc_cmd=enc_cmd, ffmpeg_exe=ffmpeg_exe, sample_rate=sample_rate,
+                                   fade_in=fade_in, fade_out=fade_out, on_progress=on_progress,
+                                   on_phase=phase, out_video=partial_video, output_dir=output_dir,
+                                   warnings=warnings)
+            timings["mix_encode_seconds"] = time.monotonic() - t0
+
+        # ---- check and measure the output, still under its hidden name
         t0 = time.monotonic()
-        segment = Path(tmp) / "background_segment.mp4"
-        seg_len = segment_seconds
-        if background is not None and Path(background).suffix.lower() not in IMAGE_EXTENSIONS:
-            info = probe_media(background, ffmpeg_exe=ffmpeg_exe)
-            seg_len = min(info.duration_seconds or segment_seconds, loop_video_max_seconds)
-        seg_cmd = _background_command(ffmpeg_exe=ffmpeg_exe, background=Path(background) if background else None,
-                                      out=segment, width=width, height=height, fps=fps,
-                                      segment_seconds=seg_len, colour=background_colour)
-        commands.append("# 1. background segment, encoded once\n" + shlex.join(seg_cmd))
-        proc = subprocess.run(seg_cmd, capture_output=True, text=True, errors="replace")
-        if proc.returncode != 0 or not segment.is_file():
-            raise RenderError(f"ffmpeg could not encode the background {background or background_colour}: "
-                              f"{ffmpeg_tail(proc.stderr)}")
-        timings["video_segment_seconds"] = time.monotonic() - t0
-
-        # ---- audio stream + mux
+        steps = 3 if measure_output else 2
+        phase("check", 0, steps)
+        info = _checked_output(partial_video, plan=plan, ffmpeg_exe=ffmpeg_exe)
+        phase("check", 1, steps)
+        timings["check_seconds"] = time.monotonic() - t0
         t0 = time.monotonic()
-        spans = _spans(plan, gains_db, sample_rate)
-        total_frames = spans[-1].end
-        ceiling = 10 ** ((true_peak_db - limiter_margin_db) / 20)
-        audio_graph = (f"alimiter=limit={ceiling:.4f}:attack=5:release=80:level=disabled:latency=1,"
-                       f"aformat=sample_fmts=fltp")
-        enc_cmd = [ffmpeg_exe, "-hide_banner", "-nostats", "-v", "warning", "-y",
-                   "-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", "pipe:0",
-                   "-stream_loop", "-1", "-i", str(segment),
-                   "-map", "1:v:0", "-map", "0:a:0", "-filter:a", audio_graph,
-                   "-c:v", "copy", "-c:a", "aac", "-aac_coder", "fast", "-b:a", audio_bitrate,
-                   "-t", f"{total_frames / sample_rate:.6f}", "-movflags", "+faststart",
-                   "-progress", "pipe:1", str(out_video)]
-        commands.append("# 2. mix encoder: float PCM from the mixer on stdin, background looped by copy\n"
-                        f"#    audio filter graph: {audio_graph}\n" + shlex.join(enc_cmd))
-        commands.append(_mixer_description(spans, sample_rate=sample_rate, fade_in=fade_in, fade_out=fade_out,
-                                           ffmpeg_exe=ffmpeg_exe))
-        max_open = _stream_mix(spans, enc_cmd=enc_cmd, ffmpeg_exe=ffmpeg_exe, sample_rate=sample_rate,
-                               fade_in=fade_in, fade_out=fade_out, on_progress=on_progress,
-                               out_video=out_video, output_dir=output_dir, warnings=warnings)
-        timings["mix_encode_seconds"] = time.monotonic() - t0
+        lufs = peak = None
+        if measure_output:
+            if plan.total_seconds >= 600:  # long mixes: split the true-peak scan over two cores
+                lufs, peak = measure_loudness_split(partial_video, ffmpeg_exe=ffmpeg_exe,
+                                                    duration_seconds=plan.total_seconds)
+            else:
+                lufs, peak = measure_loudness_ffmpeg(partial_video, ffmpeg_exe=ffmpeg_exe)
+            if abs(lufs - target_lufs) > 1.0:
+                warnings.append(f"output loudness {lufs:.1f} LUFS is more than 1 LU from the target "
+                                f"{target_lufs:.1f}")
+            if peak > true_peak_db + 0.2:
+                warnings.append(f"output true peak {peak:.1f} dBTP is above the ceiling {true_peak_db:.1f}")
+            phase("check", 2, steps)
+        timings["measure_seconds"] = time.monotonic() - t0
 
-    # ---- measure the output
-    t0 = time.monotonic()
-    info = probe_media(out_video, ffmpeg_exe=ffmpeg_exe)
-    lufs = peak = None
-    if measure_output:
-        if plan.total_seconds >= 600:  # long mixes: split the true-peak scan over two cores
-            lufs, peak = measure_loudness_split(out_video, ffmpeg_exe=ffmpeg_exe,
-                                                duration_seconds=plan.total_seconds)
-        else:
-            lufs, peak = measure_loudness_ffmpeg(out_video, ffmpeg_exe=ffmpeg_exe)
-        if abs(lufs - target_lufs) > 1.0:
-            warnings.append(f"output loudness {lufs:.1f} LUFS is more than 1 LU from the target {target_lufs:.1f}")
-        if peak > true_peak_db + 0.2:
-            warnings.append(f"output true peak {peak:.1f} dBTP is above the ceiling {true_peak_db:.1f}")
-    timings["measure_seconds"] = time.monotonic() - t0
+        # ---- reports first, the video last: a mix.mp4 is never without its report
+        from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
 
-    commands_path = output_dir / "ffmpeg_commands.txt"
-    commands_path.write_text("\n\n".join(commands) + "\n", encoding="utf-8")
-    chapters_path = output_dir / "chapters.txt"
-    chapters_path.write_text(chapters_text(chapters if chapters is not None else chapters_for_render(plan)),
-                             encoding="utf-8")
-    plan_path = output_dir / "render_plan.json"
-    report_path = output_dir / "render_report.json"
-    from lofi_pipeline.core.files import write_json_atomic
-
-    write_json_atomic(plan_path, plan.to_dict())
-    wall = time.monotonic() - t_start
-    report = RenderReport(
-        output_path=str(out_video), planned_seconds=plan.total_seconds, duration_seconds=info.duration_seconds,
-        integrated_lufs=lufs, true_peak_db=peak, target_lufs=target_lufs, true_peak_target_db=true_peak_db,
-        wall_seconds=round(wall, 3), realtime_factor=round(plan.total_seconds / wall, 2) if wall > 0 else 0.0,
-        target_seconds=plan.target_seconds, entries=[e.to_dict() for e in plan.entries],
-        unique_songs=len({e.song.song_id for e in plan.entries}),
-        max_open_decoders=max_open, streams=[asdict(s) for s in info.streams],
-        timings={k: round(v, 3) for k, v in timings.items()},
-        gains_db={e.song.filename: round(g, 2) for e, g in zip(plan.entries, gains_db)},
-        warnings=warnings,
-        files={"video": str(out_video), "commands": str(commands_path), "chapters": str(chapters_path),
-               "plan": str(plan_path), "report": str(report_path)},
-    )
-    write_json_atomic(report_path, report.to_dict())
+        commands_path = write_text_atomic(output_dir / "ffmpeg_commands.txt", "\n\n".join(commands) + "\n")
+        chapters_path = write_text_atomic(output_dir / "chapters.txt", chapters_text(
+            chapters if chapters is not None else chapters_for_render(plan)))
+        plan_path = write_json_atomic(output_dir / "render_plan.json", plan.to_dict())
+        report_path = output_dir / "render_report.json"
+        wall = time.monotonic() - t_start
+        report = RenderReport(
+            output_path=str(out_video), planned_seconds=plan.total_seconds,
+            duration_seconds=info.duration_seconds, integrated_lufs=lufs, true_peak_db=peak,
+            target_lufs=target_lufs, true_peak_target_db=true_peak_db, wall_seconds=round(wall, 3),
+            realtime_factor=round(plan.total_seconds / wall, 2) if wall > 0 else 0.0,
+            target_seconds=plan.target_seconds, entries=[e.to_dict() for e in plan.entries],
+            unique_songs=len({e.song.song_id for e in plan.entries}),
+            max_open_decoders=max_open, streams=[asdict(s) for s in info.streams],
+            timings={k: round(v, 3) for k, v in timings.items()},
+            gains_db={e.song.filename: round(g, 2) for e, g in zip(plan.entries, gains_db)},
+            warnings=warnings,
+            files={"video": str(out_video), "commands": str(commands_path), "chapters": str(chapters_path),
+                   "plan": str(plan_path), "report": str(report_path)},
+        )
+        write_json_atomic(report_path, report.to_dict())
+        os.replace(partial_video, out_video)
+        phase("check", steps, steps)
+    except BaseException:
+        partial_video.unlink(missing_ok=True)  # a half-written or unchecked mix is not a result
+        raise
     return report
+
+
+# ------------------------------------------------------------- render helpers
+
+_WORK_DIR_PREFIX = "lofi_render_"
+_OWNER_FILE = "owner.pid"
+_STALE_WORK_DIR_SECONDS = 6 * 3600  # a work folder without a live owner, or one this old, is left over
+_PARTIAL_VIDEO = re.compile(r"^\.mix\.partial-(?P<pid>\d+)\.mp4$")
+
+
+def _without_missing_songs(plan: RenderPlan, *, allow_missing: bool, warnings: list[str]) -> RenderPlan:
+    """``plan`` itself when every song file is there; else an error naming them, or a plan without them."""
+    missing: dict[str, RenderEntry] = {}
+    for entry in plan.entries:
+        if entry.song.path not in missing and not Path(entry.song.path).is_file():
+            missing[entry.song.path] = entry
+    if not missing:
+        return plan
+    named = "; ".join(f"{path} (mix position {e.position})" for path, e in list(missing.items())[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    if not allow_missing:
+        raise RenderError(f"song file not found: {named}{more} — restore the file, run prepare-render again, "
+                          "or render with --allow-missing to leave it out")
+    kept: dict[str, SelectedSong] = {}
+    for entry in plan.entries:
+        if entry.song.path not in missing:
+            kept.setdefault(entry.song.path, entry.song)
+    if not kept:
+        raise RenderError(f"nothing to render: every song file is missing ({named}{more})")
+    for path, entry in missing.items():
+        warnings.append(f"{entry.song.filename}: song file missing at render time ({path}); "
+                        "left out of the mix")
+    # The remaining songs are laid out again so the mix has no hole where a song was.
+    return build_render_plan(list(kept.values()), target_seconds=plan.target_seconds,
+                             crossfade_seconds=plan.crossfade_seconds)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    except OSError:
+        return False
+    return True
+
+
+def _claim_work_dir(work_dir: Path) -> None:
+    """Record this process as the owner, so a later render knows when the folder is left over."""
+    (work_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
+
+
+def _remove_stale_leftovers(output_dir: Path, *, now: float | None = None) -> list[Path]:
+    """Remove what killed renders left behind; returns the paths removed.
+
+    * ``lofi_render_*`` work folders in the temp directory whose owner process
+      is gone, and any older than six hours (also those of renders from before
+      the owner file existed);
+    * hidden ``.mix.partial-{pid}.mp4`` videos of dead processes in
+      ``output_dir`` and in its ``output_*`` sibling folders (a killed
+      render's own ``Rendered/output_{stamp}`` folder is a sibling of the
+      next one's; other siblings are not looked into).
+
+    Nothing that belongs to a live render is touched. Errors are ignored: a
+    left-over file only costs disk space.
+    """
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    tmp_root = Path(tempfile.gettempdir())
+    try:
+        candidates = [p for p in tmp_root.iterdir() if p.name.startswith(_WORK_DIR_PREFIX) and p.is_dir()]
+    except OSError:
+        candidates = []
+    for work in candidates:
+        try:
+            age = now - work.stat().st_mtime
+            owner_text = (work / _OWNER_FILE).read_text(encoding="ascii").strip() \
+                if (work / _OWNER_FILE).is_file() else ""
+            owner = int(owner_text) if owner_text.isdigit() else None
+            stale = age > _STALE_WORK_DIR_SECONDS or (owner is not None and not _pid_alive(owner))
+            if stale and owner != os.getpid():
+                shutil.rmtree(work, ignore_errors=True)
+                removed.append(work)
+        except OSError:
+            continue
+    folders = [output_dir]
+    try:
+        folders += [p for p in output_dir.parent.iterdir()
+                    if p.name.startswith("output_") and p != output_dir and p.is_dir()]
+    except OSError:
+        pass
+    for folder in folders:
+        try:
+            leftovers = [p for p in folder.iterdir() if _PARTIAL_VIDEO.match(p.name)]
+        except OSError:
+            continue
+        for p in leftovers:
+            pid = int(_PARTIAL_VIDEO.match(p.name)["pid"])
+            if pid != os.getpid() and not _pid_alive(pid):
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except OSError:
+                    pass
+    return removed
+
+
+def _encode_background(cmd: list[str], *, segment: Path, frames: int, what: str,
+                       phase: Callable[[str, int, int], None]) -> None:
+    """Run the background encode, reporting frames done from ffmpeg's ``-progress`` lines."""
+    cmd = [*cmd[:-1], "-progress", "pipe:1", "-nostats", cmd[-1]]
+    phase("background", 0, frames)
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        except OSError as exc:
+            raise RenderError(f"cannot start ffmpeg to encode the background {what}: {exc}") from exc
+        try:
+            last = 0
+            for raw in proc.stdout:
+                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+                if key == "frame" and value.isdigit() and int(value) > last:
+                    last = min(int(value), frames)
+                    phase("background", last, frames)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        if code != 0 or not segment.is_file():
+            err.seek(0)
+            raise RenderError(f"ffmpeg could not encode the background {what}: "
+                              f"{ffmpeg_tail(err.read().decode('utf-8', 'replace'))}")
+    phase("background", frames, frames)
+
+
+_LENGTH_TOLERANCE_SECONDS = 0.5
+# "time=00:10:00.16" in ffmpeg's stats line
+_STATS_TIME = re.compile(r"time=\s*(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
+
+
+def _checked_output(video: Path, *, plan: RenderPlan, ffmpeg_exe: str) -> MediaInfo:
+    """The encoded file's streams and the real length of its audio track; RenderError when it is not the plan.
+
+    The length comes from reading every audio packet (``-c copy`` to the null
+    muxer, about 4,000x realtime), not from the container header, which a
+    cut-short encode can still fill in with the full length.
+    """
+    try:
+        info = probe_media(video, ffmpeg_exe=ffmpeg_exe)
+    except AudioFileError as exc:
+        raise RenderError(f"the encoded mix cannot be read back: {exc.reason}") from exc
+    if not info.of_type("audio") or not info.of_type("video"):
+        kinds = ", ".join(s.type for s in info.streams) or "none"
+        raise RenderError(f"the encoded mix should have one video and one audio stream, found: {kinds}")
+    run = subprocess.run([ffmpeg_exe, "-hide_banner", "-nostdin", "-i", str(video), "-map", "0:a:0", "-c", "copy",
+                          "-f", "null", "-"], capture_output=True, text=True, errors="replace")
+    times = list(_STATS_TIME.finditer(run.stderr))
+    if run.returncode != 0 or not times:
+        raise RenderError(f"the encoded mix's audio cannot be read back: {ffmpeg_tail(run.stderr, lines=3)}")
+    m = times[-1]
+    length = int(m["h"]) * 3600 + int(m["m"]) * 60 + float(m["s"])
+    if abs(length - plan.total_seconds) > _LENGTH_TOLERANCE_SECONDS:
+        raise RenderError(f"the encoded mix's audio lasts {length:.2f} s, the plan {plan.total_seconds:.2f} s; "
+                          "the video was not kept")
+    info.duration_seconds = length
+    return info
 
 
 def _mixer_description(spans: list[_Span], *, sample_rate: int, fade_in: float, fade_out: float,
@@ -602,8 +843,13 @@ class _ProgressReader(threading.Thread):
 
 def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, sample_rate: int, fade_in: float,
                 fade_out: float, on_progress: Callable[[float], None] | None, out_video: Path,
-                output_dir: Path, warnings: list[str]) -> int:
-    """Feed the encoder block by block; returns the most decoders open at once."""
+                output_dir: Path, warnings: list[str],
+                on_phase: Callable[[str, int, int], None] | None = None) -> int:
+    """Feed the encoder block by block; returns the most decoders open at once.
+
+    Progress goes to ``on_progress`` as a fraction and to ``on_phase`` as
+    ``("mix", whole seconds encoded, whole seconds of the mix)``.
+    """
     total = spans[-1].end
     total_seconds = total / sample_rate
     block = int(_BLOCK_SECONDS * sample_rate)
@@ -620,12 +866,22 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
     decoders: dict[int, _Decoder] = {}
     max_open = 0
     last_reported = -1.0
+    phase_total = max(1, int(math.ceil(total_seconds)))
+    last_phase = -1
 
     def report(done: float) -> None:
         nonlocal last_reported
         if on_progress is not None and (done - last_reported >= 0.002 or done >= 1.0):
             last_reported = done
             on_progress(done)
+
+    def report_phase(seconds: int) -> None:
+        # Seconds handed to the encoder (one step per block, so even a short mix moves);
+        # the last second is reported once the encoder has finished the file.
+        nonlocal last_phase
+        if on_phase is not None and seconds > last_phase:
+            last_phase = seconds
+            on_phase("mix", seconds, phase_total)
 
     def fail(message: str) -> RenderError:
         err.seek(0)
@@ -649,6 +905,8 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
 
     next_span = 0  # first span not yet finished
     try:
+        report(0.0)
+        report_phase(0)
         pos = 0
         while pos < total:
             n = min(block, total - pos)
@@ -692,6 +950,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
             while next_span < len(spans) and spans[next_span].end <= pos:
                 next_span += 1
             report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
+            report_phase(min(int(pos / sample_rate), phase_total - 1))
         enc.stdin.close()
         while enc.poll() is None:
             report(min(progress.out_seconds / total_seconds, 1.0) * 0.99)
@@ -700,6 +959,7 @@ def _stream_mix(spans: list[_Span], *, enc_cmd: list[str], ffmpeg_exe: str, samp
         if enc.returncode != 0:
             raise fail(f"ffmpeg failed writing {out_video}")
         report(1.0)
+        report_phase(phase_total)
         return max_open
     except BaseException:
         if enc.poll() is None:

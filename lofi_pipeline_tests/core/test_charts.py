@@ -103,13 +103,14 @@ def test_library_chart_separates_minor_and_major():
 
 
 def test_library_chart_reads_camelot_codes_and_odd_values():
-    df = pd.DataFrame({"bpm": [80.0, float("nan"), -3.0, "fast"], "key": ["8A", "Eb major", "not a key", None],
-                       "camelot": [None, None, "5B", None]})
+    df = pd.DataFrame({"bpm": [80.0, float("nan"), -3.0, "fast"],
+                       "key": ["8A", "Eb major", "not a key", None], "camelot": [None, None, "5B", None]})
     decode(library_distribution_png(df))  # no confidence columns, junk values: still a chart
 
 
 def test_library_chart_of_an_empty_library_is_a_placeholder():
-    pictures = {library_distribution_png(df) for df in (pd.DataFrame(), pd.DataFrame(columns=["bpm", "key"]), None)}
+    empties = (pd.DataFrame(), pd.DataFrame(columns=["bpm", "key"]), None)
+    pictures = {library_distribution_png(df) for df in empties}
     assert len(pictures) == 1
     img = decode(pictures.pop())
     assert (img > 0.95).all(axis=-1).mean() > 0.9  # mostly white, with a line of text
@@ -148,7 +149,8 @@ def test_timeline_survives_hostile_names_and_skips_empty_entries():
     entries.append({"arc_number": 2, "arc_name": "Zero", "start_seconds": 10.0, "length_seconds": 0.0,
                     "repeat": 0, "filename": "z.mp3", "source": "own"})
     img = decode(arc_timeline_png(entries, title="Track $1 \x00"))
-    assert pixels(img, arc_colour(2)) == 0  # the zero-length entry drew nothing (not even its arc's row label)
+    # the zero-length entry drew nothing, not even its arc's row label
+    assert pixels(img, arc_colour(2)) == 0
 
 
 def test_empty_timeline_is_a_placeholder():
@@ -204,9 +206,10 @@ def test_charts_leave_matplotlib_global_state_alone():
         "matplotlib.rcParams['font.size'] = 21.0\n"
         "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
         "from lofi_pipeline.core import charts\n"
-        "charts.arc_timeline_png([{'arc_number': 1, 'arc_name': 'a', 'start_seconds': 0, 'length_seconds': 60,"
-        " 'repeat': 0, 'filename': 'f', 'source': 'own'}], title='t')\n"
-        "charts.library_distribution_png(__import__('pandas').DataFrame({'bpm': [80.0], 'key': ['A minor']}))\n"
+        "import pandas as pd\n"
+        "charts.arc_timeline_png([{'arc_number': 1, 'arc_name': 'a', 'start_seconds': 0,"
+        " 'length_seconds': 60, 'repeat': 0, 'filename': 'f', 'source': 'own'}], title='t')\n"
+        "charts.library_distribution_png(pd.DataFrame({'bpm': [80.0], 'key': ['A minor']}))\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
         "assert matplotlib.rcParams['font.size'] == 21.0, 'rcParams changed'\n"
         "assert dict.__getitem__(matplotlib.rcParams, 'backend') == before, 'backend switched'\n"

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -15,6 +21,9 @@ from conftest_render import SR, fake_song, ffmpeg, selected, synth_song, write_s
 from lofi_pipeline.core.errors import RenderError
 from lofi_pipeline.core.probe import measure_loudness_ffmpeg, probe_media
 from lofi_pipeline.core.render import (
+    RenderReport,
+    _checked_output,
+    _remove_stale_leftovers,
     build_render_plan,
     chapters_text,
     find_background,
@@ -268,3 +277,190 @@ def test_missing_inputs_and_broken_songs_raise_render_errors(tmp_path):
         render_mix(build_render_plan([good, bad], target_seconds=None), output_dir=tmp_path / "o3",
                    background=None, ffmpeg_exe=ffmpeg(), width=320, height=180)
     assert not (tmp_path / "o3" / "mix.mp4").exists()  # no half-written mix left behind
+
+
+# ------------------------------------------------- crash safety, missing songs, phases
+
+_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+from lofi_pipeline.core.models import SelectedSong
+from lofi_pipeline.core.render import build_render_plan, render_mix
+
+args = json.loads(sys.argv[1])
+songs = [SelectedSong(order=i + 1, arc_number=1, arc_name="Dusk", song_id=f"id{i}", path=p,
+                      filename=Path(p).name, duration_seconds=d, loudness_lufs=-20.0)
+         for i, (p, d) in enumerate(args["songs"])]
+plan = build_render_plan(songs, target_seconds=args["target"], crossfade_seconds=3.0)
+
+def on_phase(name, done, total):
+    print(f"{name} {done} {total}", flush=True)
+    if name == "mix":
+        time.sleep(0.05)  # a slow mix, so the test can kill it in the middle
+
+render_mix(plan, output_dir=Path(args["out"]), background=None, ffmpeg_exe=args["ffmpeg"], width=320,
+           height=180, on_phase=on_phase)
+print("finished", flush=True)
+"""
+
+
+def _songs_on_disk(folder, count: int, seconds: float) -> list:
+    return [write_song(folder / f"A_1_{i + 1}_21a.wav", synth_song(40 + i, seconds, peak=0.3))
+            for i in range(count)]
+
+
+def test_killed_render_leaves_nothing_that_looks_finished_and_the_next_one_cleans_up(tmp_path, monkeypatch):
+    tmp_root = tmp_path / "tmp"
+    tmp_root.mkdir()
+    paths = _songs_on_disk(tmp_path / "songs", 3, 20.0)
+    killed_out = tmp_path / "Rendered" / "output_1"
+    args = {"songs": [[str(p), 20.0] for p in paths], "target": 240.0, "out": str(killed_out),
+            "ffmpeg": ffmpeg()}
+    env = {**os.environ, "TMPDIR": str(tmp_root),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    try:
+        for line in child.stdout:
+            seen.append(line.split())
+            name, done = seen[-1][0], int(seen[-1][1]) if len(seen[-1]) > 1 else 0
+            if name == "mix" and done >= 20:  # 20 of 240 s encoded: well inside the mix
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, (seen[-3:], child.stderr.read()[-1500:])
+    time.sleep(1.0)  # the orphaned encoder sees its stdin close and finishes its (hidden) file
+
+    # nothing in the output folder looks finished: no mix.mp4, no report, only hidden files
+    left = sorted(p.name for p in killed_out.iterdir())
+    assert "mix.mp4" not in left and "render_report.json" not in left, left
+    assert all(name.startswith(".") for name in left), left
+    assert any(name == f".mix.partial-{child.pid}.mp4" for name in left), left
+    # its work folder is still in the temp directory, marked with the dead pid
+    (work,) = [p for p in tmp_root.iterdir() if p.name.startswith("lofi_render_")]
+    assert (work / "owner.pid").read_text().strip() == str(child.pid)
+
+    # the next render removes the left-overs and produces a finished mix
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_root))
+    songs = [selected(p, order=i + 1, arc=1, duration=20.0, loudness=-20.0) for i, p in enumerate(paths)]
+    report = render_mix(build_render_plan(songs, target_seconds=30.0),
+                        output_dir=tmp_path / "Rendered" / "output_2", background=None, ffmpeg_exe=ffmpeg(),
+                        width=320, height=180, measure_output=False)
+    assert isinstance(report, RenderReport)
+    assert not work.exists()
+    assert list(killed_out.iterdir()) == []
+    # its own work folder is gone too
+    assert not [p for p in tmp_root.iterdir() if p.name.startswith("lofi_render_")]
+    finished = sorted(p.name for p in (tmp_path / "Rendered" / "output_2").iterdir())
+    assert finished == ["chapters.txt", "ffmpeg_commands.txt", "mix.mp4", "render_plan.json",
+                        "render_report.json"]
+
+
+def test_stale_work_folders_are_removed_only_when_their_owner_is_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        folders = {}
+        for name, owner, age_h in [("dead", dead.pid, 0), ("alive", alive.pid, 0), ("old_unowned", None, 7),
+                                   ("new_unowned", None, 0), ("other", None, 9)]:
+            d = tmp_path / (f"lofi_render_{name}" if name != "other" else "someone_elses_dir")
+            d.mkdir()
+            if owner:
+                (d / "owner.pid").write_text(f"{owner}\n")
+            t = time.time() - age_h * 3600
+            os.utime(d, (t, t))
+            folders[name] = d
+        out = tmp_path / "Rendered" / "output_2"
+        out.mkdir(parents=True)
+        sibling = tmp_path / "Rendered" / "output_1"
+        sibling.mkdir()
+        (sibling / f".mix.partial-{dead.pid}.mp4").write_bytes(b"x")
+        (sibling / f".mix.partial-{alive.pid}.mp4").write_bytes(b"x")
+        (sibling / "mix.mp4").write_bytes(b"x")
+        _remove_stale_leftovers(out)
+        assert not folders["dead"].exists() and not folders["old_unowned"].exists()
+        assert folders["alive"].exists() and folders["new_unowned"].exists() and folders["other"].exists()
+        assert sorted(p.name for p in sibling.iterdir()) == [f".mix.partial-{alive.pid}.mp4", "mix.mp4"]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_missing_songs_are_named_or_left_out_with_allow_missing(tmp_path):
+    paths = _songs_on_disk(tmp_path / "songs", 4, 8.0)
+    songs = [selected(p, order=i + 1, arc=1 + i // 2, duration=8.0, loudness=-20.0)
+             for i, p in enumerate(paths)]
+    paths[1].unlink()
+    paths[3].unlink()
+    plan = build_render_plan(songs, target_seconds=None, crossfade_seconds=2.0)
+    with pytest.raises(RenderError,
+                       match=r"song file not found: .*A_1_2_21a\.wav.*A_1_4_21a\.wav.*--allow-missing"):
+        render_mix(plan, output_dir=tmp_path / "o1", background=None, ffmpeg_exe=ffmpeg(), width=320,
+                   height=180)
+    assert not (tmp_path / "o1" / "mix.mp4").exists()
+
+    phases: list[tuple[str, int, int]] = []
+    progress: list[float] = []
+    report = render_mix(plan, output_dir=tmp_path / "o2", background=None, ffmpeg_exe=ffmpeg(), width=320,
+                        height=180, allow_missing=True, on_phase=lambda *a: phases.append(a),
+                        on_progress=progress.append)
+    # the two songs left play end to end, without a hole where the others were
+    assert report.planned_seconds == pytest.approx(8.0 + 8.0 - 2.0)
+    assert report.duration_seconds == pytest.approx(14.0, abs=0.1)  # the audio track, decoded
+    assert sorted(report.gains_db) == ["A_1_1_21a.wav", "A_1_3_21a.wav"]
+    missing_warnings = [w for w in report.warnings if "missing at render time" in w]
+    assert len(missing_warnings) == 2 and "A_1_4_21a.wav" in missing_warnings[1]
+    saved = json.loads((tmp_path / "o2" / "render_report.json").read_text())
+    assert saved["warnings"] == report.warnings
+    assert "A_1_2_21a" not in (tmp_path / "o2" / "chapters.txt").read_text()
+    saved_plan = json.loads((tmp_path / "o2" / "render_plan.json").read_text())
+    assert [e["filename"] for e in saved_plan["entries"]] == ["A_1_1_21a.wav", "A_1_3_21a.wav"]
+
+    # phases in order, each from (0, total) to (total, total), never going back
+    order = list(dict.fromkeys(name for name, _, _ in phases))
+    assert order == ["loudness", "background", "mix", "check"]
+    for name in order:
+        steps = [(d, t) for n, d, t in phases if n == name]
+        assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] > 0, (name, steps)
+        assert [d for d, _ in steps] == sorted(d for d, _ in steps) and len({t for _, t in steps}) == 1
+    assert [t for n, _, t in phases if n == "loudness"][0] == 2  # the two songs still there
+    assert [t for n, _, t in phases if n == "mix"][0] == 14
+    assert [t for n, _, t in phases if n == "background"][0] == 300  # 10 s at 30 fps
+    # the mix moves block by block (2 s each), and on_progress still works beside on_phase
+    assert len([1 for n, _, _ in phases if n == "mix"]) >= 7
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+
+    for p in paths[::2]:
+        p.unlink()
+    with pytest.raises(RenderError, match="every song file is missing"):
+        render_mix(plan, output_dir=tmp_path / "o3", background=None, ffmpeg_exe=ffmpeg(), allow_missing=True)
+
+
+def test_an_encoded_mix_of_the_wrong_length_is_refused(rendered):
+    plan, _, _, out = rendered
+    assert _checked_output(out / "mix.mp4", plan=plan, ffmpeg_exe=ffmpeg()).duration_seconds == \
+        pytest.approx(MIX_SECONDS, abs=0.1)
+    longer = build_render_plan([e.song for e in plan.entries], target_seconds=MIX_SECONDS + 5)
+    with pytest.raises(RenderError, match=r"audio lasts 70\.\d\d s, the plan 75\.00 s"):
+        _checked_output(out / "mix.mp4", plan=longer, ffmpeg_exe=ffmpeg())
+
+
+def test_a_mix_whose_audio_stops_early_is_refused_whatever_the_container_says(tmp_path):
+    # what a killed encoder leaves: the looped video runs to the planned end, the audio stops early
+    video = tmp_path / ".mix.partial-1.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10:d=20", "-f", "lavfi",
+                    "-i", "sine=f=220:d=5", "-c:v", "libx264", "-c:a", "aac", str(video)], check=True)
+    assert probe_media(video, ffmpeg_exe=ffmpeg()).duration_seconds == pytest.approx(20.0, abs=0.2)
+    song = fake_song(1, duration=20.0)
+    with pytest.raises(RenderError, match=r"audio lasts 5\.\d\d s, the plan 20\.00 s"):
+        _checked_output(video, plan=build_render_plan([song], target_seconds=None), ffmpeg_exe=ffmpeg())
+    silent = tmp_path / "no_audio.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10:d=2", "-c:v", "libx264",
+                    str(silent)], check=True)
+    with pytest.raises(RenderError, match="one video and one audio stream, found: video"):
+        _checked_output(silent, plan=build_render_plan([song], target_seconds=None), ffmpeg_exe=ffmpeg())
