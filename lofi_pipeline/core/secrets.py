@@ -44,7 +44,7 @@ _registered: set[str] = set()
 # first word has a digit or an underscore in it (and in free text is one word): "Bearer" and
 # "Basic" are also ordinary words in page titles ("Torch Bearer Nights",
 # "Basic Lo-Fi Mix") that errors quote.
-_QUOTED_AUTH = re.compile(r"(?P<open>['\"])(?P<scheme>Bearer)\s+(?=[^\s'\"]*[\d_])[^'\"]*(?P=open)")
+_QUOTED_AUTH = re.compile(r"(?P<open>['\"])(?P<scheme>Bearer)\s+(?=[^\s'\"]*[\d_*])[^'\"]*(?P=open)")
 _AUTH_HEADER = re.compile(r"(?P<name>\b(?:Proxy-)?Authorization\b['\"]?\s*[:=,]\s*['\"]?)[^'\"\r\n,}]*",
                           re.IGNORECASE)
 _SCHEME_WORD = re.compile(r"\b(?:(?P<scheme>Bearer)\s+(?=[^\s'\"]*[\d_])[^\s'\"]{6,}"
@@ -130,22 +130,25 @@ def _known_values() -> list[str]:
 def scrub(text: object) -> str:
     """``text`` (anything; ``str()`` is taken) with every secret value removed.
 
-    Removes, in this order: the values of known secrets (token variables in the
+    Removes, in this order: quoted ``'Bearer …'`` header values (to the closing
+    quote), ``Authorization: …`` values, a ``Bearer``/``Basic`` word's
+    credential, the values of known secrets (token variables in the
     environment, values given to :func:`register_secret`, and their forms
-    inside a Python repr), quoted ``'Bearer …'`` / ``'Basic …'`` header values,
-    ``Authorization: …`` values, a ``Bearer``/``Basic`` word's credential, and
-    words shaped like Notion secrets (``secret_…``, ``ntn_…``). Each becomes
+    inside a Python repr), and words shaped like Notion secrets (``secret_…``,
+    ``ntn_…``). Each becomes
     ``***``. Safe on any input; never raises.
     """
     try:
         out = text if isinstance(text, str) else str(text)
     except Exception:  # an exception whose __str__ fails: say so, reveal nothing
         return f"<{type(text).__name__} without a printable message>"
-    for value in _known_values():
-        out = out.replace(value, REDACTED)
+    # Header values first: a quoted header is removed whole, with whatever an
+    # injected line break carried after the token.
     out = _QUOTED_AUTH.sub(lambda m: f"{m['open']}{m['scheme']} {REDACTED}{m['open']}", out)
     out = _AUTH_HEADER.sub(lambda m: f"{m['name']}{REDACTED}", out)
     out = _SCHEME_WORD.sub(lambda m: f"{m['scheme'] or m['basic']} {REDACTED}", out)
+    for value in _known_values():
+        out = out.replace(value, REDACTED)
     out = _TOKEN_SHAPE.sub(lambda m: f"{m['kind']}_{REDACTED}", out)
     return out
 
