@@ -32,11 +32,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lofi_pipeline.core.errors import ConfigError
+from lofi_pipeline.core.tracknumbers import MAX_STORED_INT
 
 SETTINGS_FILE = "lofi.yaml"
 
-#: The largest value a DuckDB INTEGER column (and most counts here) can hold.
-INT32_MAX = 2**31 - 1
+# Counts stored or compared in the library's INTEGER columns stay in its range.
+INT32_MAX = MAX_STORED_INT
 
 
 def lofi_home() -> Path:
