@@ -305,9 +305,11 @@ def _arc_heading(line: _Line, *, allow_paragraph: bool, allow_emoji: bool,
                 inner = _ARC_HEADING.match(rest)
                 if inner:
                     return _split_arc_name(inner.group(1), inner.group(2))
-                if rest:
-                    return _split_arc_name(str(number), rest)
-                return _ArcHead(number, "", None, None, wordless=True)
+                head = _split_arc_name(str(number), rest)
+                head.wordless = not head.name  # "🌙" or "🌙 (BPM 55–65)" alone
+                if not rest and not allow_wordless:
+                    return None  # a lone emoji outside an arc section is decoration
+                return head
     if allow_wordless and line.kind == "heading":
         return _wordless_arc(plain)
     return None
@@ -704,7 +706,7 @@ def _parse_arcs(b: _Builder) -> None:
             # them only when prompts follow it (else it is a decoration or the
             # next section); ranked below them it is a decoration inside an arc.
             level = _heading_level(line)
-            phrases = [p for p, _ in (anchor, suffix) if p] if anchor or suffix else []
+            phrases = [found[0] for found in (anchor, suffix) if found]
             if level > arc_level or (level < arc_level and not b.prompts_follow(i, phrases)):
                 head = None
         if head is not None:
@@ -876,6 +878,10 @@ def _build_prompts(b: _Builder, raw_prompts: list[_RawPrompt], arc_lines: dict[i
     kept = [r for r in raw_prompts if r.strong or id(r.arc) not in strong_arcs]
     for order, r in enumerate(kept, start=1):
         text = _unquote(r.line.text)
+        if r.line.bad_number is not None:
+            b.warn(f"prompt number {_digits(r.line.bad_number)} is larger than the library stores "
+                   f"(at most {MAX_STORED_INT}); numbered by its position ({order}) instead",
+                   r.line.no)
         number = r.line.number if r.line.number is not None else order
         r.arc.prompts.append(Prompt(number=number, order=order, text=text, core_text=text,
                                     checked=r.line.checked if r.strong and r.line.kind != "numbered"
@@ -980,16 +986,23 @@ def _apply_suffix(b: _Builder, anchor: tuple[str, int] | None,
 
 
 def _fill_arc_names(b: _Builder) -> None:
-    """Arcs written as a bare 'Phase 2' take their name from the Mood Arc row."""
+    """Arcs written as a bare 'Phase 2', or with no words at all (``### 🌧️🌧️🌧️``),
+    take their name from the Mood Arc row ("Warm → Drift → Calm") when it names
+    as many arcs as the page has; a wordless arc is otherwise called 'Arc N'."""
     plan = b.plan
-    if not plan.mood_arc:
-        return
-    parts = [p.strip() for p in re.split(r"→|->|⇒|>", plan.mood_arc) if p.strip()]
-    if len(parts) != len(plan.arcs):
-        return
-    for arc, name in zip(plan.arcs, parts):
-        if not arc.name:
-            arc.name = name
+    parts = [p.strip() for p in re.split(r"→|->|⇒|>", plan.mood_arc or "") if p.strip()]
+    from_mood = len(parts) == len(plan.arcs)
+    if from_mood:
+        for arc, name in zip(plan.arcs, parts):
+            if not arc.name:
+                arc.name = name
+    for arc, line_no, heading in b.wordless_arcs:
+        if from_mood:
+            b.warn(f"arc heading '{_excerpt(heading)}' has no name; named '{arc.name}' from the "
+                   "Mood Arc row", line_no)
+        else:
+            arc.name = arc.name or f"Arc {arc.number}"
+            b.warn(f"arc heading '{_excerpt(heading)}' has no name; called '{arc.name}'", line_no)
 
 
 # ------------------------------------------------------- Markdown export source
@@ -1033,6 +1046,30 @@ def list_export_pages(folder: str | Path) -> list[dict]:
     return pages
 
 
+def read_track_page(path: str | Path) -> str:
+    """The text of a Markdown track page on disk, or an error naming the file.
+
+    Raises
+    ------
+    PageParseError
+        When the file cannot be read, holds NUL bytes (binary data) or is not
+        UTF-8 text; the message names the file and the first bad byte.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise PageParseError(str(p), f"cannot read the file ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in data:
+            raise PageParseError(str(p), "contains NUL bytes: binary data, not a Markdown "
+                                         "track page") from None
+        raise PageParseError(str(p), f"not UTF-8 text (bad byte at offset {exc.start}); expected "
+                                     "a Markdown track page") from None
+
+
 def parse_track_file(path: str | Path) -> TrackPlan:
     """Read and parse one Markdown track page; the path is the plan's source.
 
@@ -1041,16 +1078,4 @@ def parse_track_file(path: str | Path) -> TrackPlan:
     PageParseError
         When the file cannot be read or is not a track page.
     """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise PageParseError(str(p), f"cannot read the file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if b"\x00" in data:
-            raise PageParseError(str(p), "contains NUL bytes: binary data, not a Markdown "
-                                         "track page") from None
-        raise PageParseError(str(p), f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    return parse_track_markdown(text, source=str(p))
+    return parse_track_markdown(read_track_page(path), source=str(Path(path)))
