@@ -322,3 +322,36 @@ def test_scrub_keeps_ordinary_words(text):
     from lofi_pipeline.core.secrets import scrub
 
     assert scrub(text) == text
+
+
+def test_a_list_nested_1200_levels_deep_is_read_without_recursion(client, server):
+    import sys
+
+    depth = 1200
+    assert depth > sys.getrecursionlimit()  # the old recursive walk died here
+    deepest = _text("bulleted_list_item", "deep variant, slow tape hiss, warm pads, soft rain, far away")
+    node = deepest
+    for level in range(depth - 1, 0, -1):
+        node = {**_text("bulleted_list_item", f"note level {level}"), "children": [node]}
+    blocks = [
+        _text("heading_1", "Track 41 — Deep Notes"),
+        {"type": "table", "table": {"table_width": 2, "has_column_header": False},
+         "children": [{"type": "table_row", "table_row": {"cells": [rich_text("Title"), rich_text("Deep Mix")]}}]},
+        _text("heading_2", "MUSIC ARC"),
+        _text("heading_3", "Phase 1 — Only"),
+        {**_text("to_do", "1. soft pads, tape hiss, warm bass", checked=False), "children": [node]},
+        _text("to_do", "2. brushed drums, mellow keys, light rain", checked=True),
+    ]
+    server.add_page("dddd0000dddd0000dddd0000dddd0000", blocks, title="Track 41")
+    page = fetch_page(client, "dddd0000dddd0000dddd0000dddd0000")
+    markdown = page_to_markdown(page)
+    lines = markdown.splitlines()
+    assert len(lines) == 1 + 5 + depth + 1  # title, 5 blocks, the nested list, prompt 2
+    assert lines[-2].startswith(" " * 2 * depth + "- deep variant")
+    plan = parse_track_markdown(markdown, source="deep")
+    assert plan.track_number == 41 and plan.title == "Deep Mix"
+    assert [p.number for p in plan.prompts] == [1, 2]
+    # The deepest item reads like a prompt: it is reported with its line, not silently kept or lost.
+    assert any(f"deep, line {len(lines) - 1}" in w and "looks like a Suno prompt" in w for w in plan.warnings)
+    children_calls = [path for m, path, q in server.requests if path.endswith("/children")]
+    assert len(children_calls) >= depth
