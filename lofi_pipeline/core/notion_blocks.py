@@ -214,3 +214,39 @@ def _render(blocks: list[dict[str, Any]], lines: list[str], *, indent: str) -> N
             child_indent = ind
         if child_indent is not None and children:
             stack.append(_Frame(children, child_indent, out))
+
+
+def flatten_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nested blocks as a flat list in page order, each with its ``"depth"`` (0 = top).
+
+    For storing a fetched page as JSON: ``json.dumps`` recurses once per level
+    and fails on a list nested a thousand levels deep; the flat form has none.
+    :func:`nest_blocks` is the inverse.
+    """
+    flat: list[dict[str, Any]] = []
+    stack: list[tuple[Iterator[dict[str, Any]], int]] = [(iter(blocks), 0)]
+    while stack:
+        items, depth = stack[-1]
+        block = next(items, _END)
+        if block is _END:
+            stack.pop()
+            continue
+        assert isinstance(block, dict)
+        flat.append({**{k: v for k, v in block.items() if k != "children"}, "depth": depth})
+        if block.get("children"):
+            stack.append((iter(block["children"]), depth + 1))
+    return flat
+
+
+def nest_blocks(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inverse of :func:`flatten_blocks`: children back under ``"children"``."""
+    top: list[dict[str, Any]] = []
+    parents: list[list[dict[str, Any]]] = [top]  # parents[d] receives blocks of depth d
+    for item in flat:
+        depth = int(item.get("depth", 0))
+        block = {k: v for k, v in item.items() if k != "depth"}
+        block["children"] = []
+        del parents[depth + 1:]
+        parents[min(depth, len(parents) - 1)].append(block)
+        parents.append(block["children"])
+    return top

@@ -355,3 +355,19 @@ def test_a_list_nested_1200_levels_deep_is_read_without_recursion(client, server
     assert any(f"deep, line {len(lines) - 1}" in w and "looks like a Suno prompt" in w for w in plan.warnings)
     children_calls = [path for m, path, q in server.requests if path.endswith("/children")]
     assert len(children_calls) >= depth
+
+
+def test_flat_blocks_store_any_depth_as_json_and_nest_back():
+    import json
+
+    from lofi_pipeline.core.notion_blocks import flatten_blocks, nest_blocks
+
+    node = _text("bulleted_list_item", "bottom")
+    for level in range(1500):
+        node = {**_text("bulleted_list_item", f"level {level}"), "children": [node]}
+    blocks = [_text("heading_2", "MUSIC ARC"), node, _text("paragraph", "after")]
+    with pytest.raises(RecursionError):
+        json.dumps(blocks)  # why the cache stores the flat form
+    flat = json.loads(json.dumps(flatten_blocks(blocks)))
+    assert len(flat) == 1 + 1501 + 1 and max(b["depth"] for b in flat) == 1500
+    assert blocks_to_markdown(nest_blocks(flat)) == blocks_to_markdown(blocks)
