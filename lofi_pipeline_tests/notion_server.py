@@ -196,6 +196,9 @@ class NotionTestServer:
     max_page_size
         The server's cap on ``page_size`` (the real API caps at 100); small values
         force pagination.
+    echo_auth
+        Quote the request's ``Authorization`` header in every error message, as a
+        misbehaving proxy or gateway might: the hostile case for our scrubber.
     """
 
     def __init__(self, *, pages: dict[str, Any] | None = None, token: str = "secret",
@@ -203,8 +206,9 @@ class NotionTestServer:
                  parents: dict[str, list[str]] | None = None,
                  databases: dict[str, list[str]] | None = None,
                  edited: dict[str, str] | None = None,
-                 max_page_size: int = 100):
+                 max_page_size: int = 100, echo_auth: bool = False):
         self.token = token
+        self.echo_auth = echo_auth
         self.max_page_size = max_page_size
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self._failures: deque[tuple[int, int | None, str | None]] = deque()
@@ -234,7 +238,7 @@ class NotionTestServer:
             blocks = markdown_to_blocks(body)
             title = title if title is not None else md_title
         else:
-            blocks = json.loads(json.dumps(content))  # our own copy
+            blocks = content  # _register stores its own shallow copies
         self.pages[pid] = {
             "object": "page", "id": pid, "created_time": EDITED, "last_edited_time": edited,
             "archived": False, "in_trash": False,
@@ -247,20 +251,29 @@ class NotionTestServer:
         self.children[pid] = self._register(pid, blocks, edited)
 
     def _register(self, parent_id: str, blocks: list[dict[str, Any]], edited: str) -> list[str]:
-        ids = []
-        for n, block in enumerate(blocks):
-            bid = block.get("id") or str(uuid.uuid5(_NAMESPACE, f"{parent_id}/{n}"))
-            kids = block.get("children") or []
-            stored = {k: v for k, v in block.items() if k != "children"}
-            stored.update({"object": "block", "id": bid, "has_children": bool(kids)
-                           or bool(block.get("has_children")),
-                           "created_time": EDITED, "last_edited_time": edited,
-                           "archived": False, "in_trash": False,
-                           "parent": {"type": "block_id", "block_id": parent_id}})
-            self.blocks[bid] = stored
-            self.children[bid] = self._register(bid, kids, edited)
-            ids.append(bid)
-        return ids
+        """Store ``blocks`` and their descendants; return the top-level ids.
+
+        Walks with its own stack (a list nested 1,200 levels deep is a test case)
+        and copies each block shallowly, leaving the caller's blocks untouched.
+        """
+        top: list[str] = []
+        pending = [(parent_id, blocks, top)]
+        while pending:
+            parent, items, ids = pending.pop()
+            for n, block in enumerate(items):
+                bid = block.get("id") or str(uuid.uuid5(_NAMESPACE, f"{parent}/{n}"))
+                kids = block.get("children") or []
+                stored = {k: v for k, v in block.items() if k != "children"}
+                stored.update({"object": "block", "id": bid, "has_children": bool(kids)
+                               or bool(block.get("has_children")),
+                               "created_time": EDITED, "last_edited_time": edited,
+                               "archived": False, "in_trash": False,
+                               "parent": {"type": "block_id", "block_id": parent}})
+                self.blocks[bid] = stored
+                self.children[bid] = []
+                pending.append((bid, kids, self.children[bid]))
+                ids.append(bid)
+        return top
 
     def add_parent(self, parent_id: str, child_ids: list[str], *, title: str = "Tracks") -> None:
         pid = dashed(parent_id)
@@ -360,6 +373,8 @@ class NotionTestServer:
                                        "minutes."),
                  500: ("internal_server_error", "Unexpected error occurred.")}
         code, message = codes.get(status, ("internal_server_error", "error"))
+        if self.echo_auth:
+            message += f" (request header Authorization: {handler.headers.get('Authorization')})"
         headers = {"Retry-After": str(retry_after)} if status == 429 and retry_after is not None else None
         self._send(handler, status, {"object": "error", "status": status, "code": code,
                                      "message": message, "request_id": str(uuid.uuid4())}, headers)

@@ -36,9 +36,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from lofi_pipeline.core.errors import LofiError, PageParseError
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
+from lofi_pipeline.core.tracknumbers import (MAX_STORED_INT, TRACK_IN_TITLE, find_track_number,
+                                             in_stored_range)
 
 # --------------------------------------------------------------------------- ids
 
@@ -109,13 +112,14 @@ def duration_to_minutes(text: str | None) -> float | None:
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _CHECKBOX = re.compile(r"^[-*+•]\s+\[( |x|X|✓|✔)\]\s*(.*)$")
-_MARK = re.compile(r"^(X|✓|✔|✅|☑|✗|✘|❌|☐)\s*(\d+)\s*[.)]\s*(.*)$")
-_MARK_QUOTED = re.compile(r"^(X|✓|✔|✅|☑|✗|✘|❌|☐)\s+([\"“].*)$")
+# Track 9 style: ✓ marks a prompt already generated, X one not generated yet.
+_DONE_MARKS = ("✓", "✔", "✅", "☑")
+_MARKS = "|".join(("X", *_DONE_MARKS, "✗", "✘", "❌", "☐"))
+_MARK = re.compile(rf"^({_MARKS})\s*(\d+)\s*[.)]\s*(.*)$")
+_MARK_QUOTED = re.compile(rf"^({_MARKS})\s+([\"“].*)$")
 _NUMBERED = re.compile(r"^(\d+)[.)]\s+(.*)$")
 _BULLET = re.compile(r"^[-*+•]\s+(.*)$")
 _LEADING_NUMBER = re.compile(r"^(?:\*\*)?(\d+)\s*[.)](?:\*\*)?\s+(.*)$")
-# Track 9 style: ✓ marks a prompt already generated, X one not generated yet.
-_DONE_MARKS = {"✓", "✔", "✅", "☑"}
 
 
 @dataclass
@@ -128,6 +132,13 @@ class _Line:
     level: int = 0  # heading level, 7 for a paragraph that acts as a heading
     number: int | None = None
     checked: bool | None = None
+    bad_number: str | None = None  # digits written as the number but too large to store
+
+
+def _number(digits: str) -> tuple[int | None, str | None]:
+    """(number, None), or (None, digits) when the library's INTEGER cannot hold it."""
+    value = int(digits)
+    return (value, None) if in_stored_range(value) else (None, digits)
 
 
 def _classify(no: int, raw: str) -> _Line:
@@ -147,32 +158,35 @@ def _classify(no: int, raw: str) -> _Line:
         return _Line(no, raw, indent, "table", s)
     m = _CHECKBOX.match(s)
     if m:
-        number, text = _split_number(m.group(2))
+        number, text, bad = _split_number(m.group(2))
         return _Line(no, raw, indent, "checkbox", text, number=number,
-                     checked=m.group(1) != " ")
+                     checked=m.group(1) != " ", bad_number=bad)
     m = _MARK.match(s)
     if m:
-        return _Line(no, raw, indent, "mark", m.group(3).strip(), number=int(m.group(2)),
-                     checked=m.group(1) in _DONE_MARKS)
+        number, bad = _number(m.group(2))
+        return _Line(no, raw, indent, "mark", m.group(3).strip(), number=number,
+                     checked=m.group(1) in _DONE_MARKS, bad_number=bad)
     m = _MARK_QUOTED.match(s)
     if m:
         return _Line(no, raw, indent, "mark", m.group(2).strip(),
                      checked=m.group(1) in _DONE_MARKS)
     m = _NUMBERED.match(s)
     if m:
-        return _Line(no, raw, indent, "numbered", m.group(2).strip(), number=int(m.group(1)))
+        number, bad = _number(m.group(1))
+        return _Line(no, raw, indent, "numbered", m.group(2).strip(), number=number, bad_number=bad)
     m = _BULLET.match(s)
     if m:
-        number, text = _split_number(m.group(1))
-        return _Line(no, raw, indent, "bullet", text, number=number)
+        number, text, bad = _split_number(m.group(1))
+        return _Line(no, raw, indent, "bullet", text, number=number, bad_number=bad)
     return _Line(no, raw, indent, "para", s)
 
 
-def _split_number(text: str) -> tuple[int | None, str]:
+def _split_number(text: str) -> tuple[int | None, str, str | None]:
     m = _LEADING_NUMBER.match(text.strip())
     if m:
-        return int(m.group(1)), m.group(2).strip()
-    return None, text.strip()
+        number, bad = _number(m.group(1))
+        return number, m.group(2).strip(), bad
+    return None, text.strip(), None
 
 
 _LIST_KINDS = ("checkbox", "mark", "numbered", "bullet")
@@ -212,7 +226,6 @@ _NUMBERED_SECTION = re.compile(r"^\d+\s*[.)]\s+\S")
 _BPM = re.compile(
     r"\(?\s*(?:BPM\s*[:=]?\s*(\d+(?:\.\d+)?)(?:\s*(?:[–—\-]|to)\s*(\d+(?:\.\d+)?))?"
     r"|(\d+(?:\.\d+)?)(?:\s*(?:[–—\-]|to)\s*(\d+(?:\.\d+)?))?\s*BPM)\s*\)?", re.IGNORECASE)
-_TRACK_NUMBER = re.compile(r"^track\s*#?\s*(\d+)\b", re.IGNORECASE)
 _ANCHOR_LABEL = re.compile(r"^anchor\s+phrase\b[^:]*?(?::\s*(.*))?$", re.IGNORECASE)
 _SUFFIX_LABEL = re.compile(
     r"(?:all|each|every)\s+(?:suno\s+)?(?:prompts?|lines?)\s+(?:must\s+|should\s+|will\s+)?"
@@ -265,9 +278,15 @@ class _ArcHead:
     name: str
     subtitle: str | None
     bpm: tuple[float, float] | None
+    wordless: bool = False  # emoji or a number only: the name comes from the Mood Arc row
+    bad_number: str | None = None  # arc number too large to store
 
 
-def _arc_heading(line: _Line, *, allow_paragraph: bool, allow_emoji: bool) -> _ArcHead | None:
+_WORDLESS_NUMBER = re.compile(r"\d+")
+
+
+def _arc_heading(line: _Line, *, allow_paragraph: bool, allow_emoji: bool,
+                 allow_wordless: bool = False) -> _ArcHead | None:
     if line.kind == "heading":
         text = line.text
     elif line.kind == "para" and allow_paragraph and len(line.text) < 140:
@@ -278,25 +297,52 @@ def _arc_heading(line: _Line, *, allow_paragraph: bool, allow_emoji: bool) -> _A
     cleaned = _clean(plain)
     m = _ARC_HEADING.match(cleaned)
     if m:
-        return _split_arc_name(int(m.group(1)), m.group(2))
+        return _split_arc_name(m.group(1), m.group(2))
     if allow_emoji:
         for emoji, number in _SEED_EMOJI.items():
             if plain.startswith(emoji):
                 rest = _clean(plain[len(emoji):])
                 inner = _ARC_HEADING.match(rest)
                 if inner:
-                    return _split_arc_name(int(inner.group(1)), inner.group(2))
-                return _split_arc_name(number, rest) if rest else None
+                    return _split_arc_name(inner.group(1), inner.group(2))
+                head = _split_arc_name(str(number), rest)
+                head.wordless = not head.name  # "🌙" or "🌙 (BPM 55–65)" alone
+                if not rest and not allow_wordless:
+                    return None  # a lone emoji outside an arc section is decoration
+                return head
+    if allow_wordless and line.kind == "heading":
+        return _wordless_arc(plain)
     return None
 
 
-def _split_arc_name(number: int | None, rest: str) -> _ArcHead:
+def _wordless_arc(plain: str) -> _ArcHead | None:
+    """``### 🌧️🌧️🌧️``, ``## 🎧``, ``### 3`` or ``### 🌙 2 (BPM 60–70)``: an arc without a name.
+
+    Only headings with no letters at all (once a BPM range is set aside) count:
+    "Notes" or "Tracklist" are sections, not arcs.
+    """
+    bpm_match = _BPM.search(plain)
+    rest = (plain[:bpm_match.start()] + " " + plain[bpm_match.end():]) if bpm_match else plain
+    if not rest.strip() or any(c.isalpha() for c in rest):
+        return None
+    digits = _WORDLESS_NUMBER.findall(rest)
+    number, bad = _number(digits[0]) if len(digits) == 1 else (None, None)
+    return _ArcHead(number, "", None, _bpm_range(bpm_match) if bpm_match else None,
+                    wordless=True, bad_number=bad)
+
+
+def _bpm_range(m: re.Match[str]) -> tuple[float, float]:
+    lo = m.group(1) or m.group(3)
+    hi = m.group(2) or m.group(4) or lo
+    return float(lo), float(hi)
+
+
+def _split_arc_name(digits: str | None, rest: str) -> _ArcHead:
+    number, bad = _number(digits) if digits is not None else (None, None)
     bpm = None
     m = _BPM.search(rest)
     if m:
-        lo = m.group(1) or m.group(3)
-        hi = m.group(2) or m.group(4) or lo
-        bpm = (float(lo), float(hi))
+        bpm = _bpm_range(m)
         rest = (rest[:m.start()] + " " + rest[m.end():]).strip()
         rest = re.sub(r"\(\s*\)", "", rest).strip()
     rest = rest.strip(" —–-:|*\"“”")
@@ -305,18 +351,14 @@ def _split_arc_name(number: int | None, rest: str) -> _ArcHead:
     if m and m.group(1).strip():
         rest, subtitle = m.group(1).strip(), m.group(2).strip() or None
     rest = rest.strip(" —–-:|")
-    return _ArcHead(number, rest, subtitle, bpm)
+    return _ArcHead(number, rest, subtitle, bpm, bad_number=bad)
 
 
 def _bpm_only(text: str) -> tuple[float, float] | None:
     """A line under an arc heading that is only a BPM range, e.g. ``BPM: 60–70``."""
     s = _clean(text)
     m = _BPM.fullmatch(s.strip())
-    if not m:
-        return None
-    lo = m.group(1) or m.group(3)
-    hi = m.group(2) or m.group(4) or lo
-    return float(lo), float(hi)
+    return _bpm_range(m) if m else None
 
 
 # -------------------------------------------------------------------- the parser
@@ -326,6 +368,17 @@ class _Builder:
         self.source = source
         self.lines = [_classify(i + 1, raw) for i, raw in enumerate(text.splitlines())]
         self.plan = TrackPlan(source=source)
+        self.wordless_arcs: list[tuple[Arc, int, str]] = []  # (arc, line, heading text)
+        self.reported_lines: set[int] = set()  # list items already named in a warning
+
+    def prompts_follow(self, index: int, phrases: list[str]) -> bool:
+        """Whether a list item that looks like a prompt comes before the next heading."""
+        for line in self.lines[index + 1:]:
+            if _is_headingish(line):
+                return False
+            if line.kind in _LIST_KINDS and _looks_like_prompt(line, phrases):
+                return True
+        return False
 
     def warn(self, message: str, line: int | None = None) -> None:
         where = f"{self.source}, line {line}" if line is not None else self.source
@@ -546,7 +599,9 @@ def _parse_description(b: _Builder) -> None:
 
 def _strip_track_prefix(heading: str) -> str:
     s = _clean(heading)
-    s = re.sub(r"^track\s*#?\s*\d+\s*[—–\-:|.]*\s*", "", s, flags=re.IGNORECASE)
+    m = TRACK_IN_TITLE.match(s)
+    if m:
+        s = s[m.end():].lstrip(" —–-:|.")
     return _unquote(s.strip()) or _clean(heading)
 
 
@@ -558,18 +613,23 @@ def _parse_track_number(b: _Builder) -> None:
     if plan.page_title is None:
         heading = next((x for x in b.lines if x.kind == "heading"), None)
         plan.page_title = _clean(heading.text) if heading else None
+    # A heading or line that starts with "Track N" says it best; then the
+    # file name, title and source, which may carry it anywhere.
     for line in b.lines:
         if line.kind in ("heading", "para"):
-            m = _TRACK_NUMBER.match(_clean(line.text))
-            if m:
-                plan.track_number = int(m.group(1))
+            number, problem = find_track_number(_clean(line.text), at_start=True)
+            if problem:
+                b.warn(f"{problem}; the page's track number is not read from this line", line.no)
+            if number is not None:
+                plan.track_number = number
                 return
     for candidate in (plan.output_filename, plan.title, Path(str(b.source)).name):
-        if candidate:
-            m = re.search(r"\btrack[\s_\-#]*(\d+)\b", candidate, re.IGNORECASE)
-            if m:
-                plan.track_number = int(m.group(1))
-                return
+        number, problem = find_track_number(candidate)
+        if problem:
+            b.warn(f"{problem} (in '{_excerpt(candidate)}'); not used as the track number")
+        if number is not None:
+            plan.track_number = number
+            return
 
 
 # ......................................................................... arcs
@@ -640,14 +700,26 @@ def _parse_arcs(b: _Builder) -> None:
                 continue
 
         head = _arc_heading(line, allow_paragraph=in_section,
-                            allow_emoji=in_section or emoji_anywhere)
+                            allow_emoji=in_section or emoji_anywhere, allow_wordless=in_section)
+        if head is not None and head.wordless and arc_level is not None:
+            # A wordless heading is an arc at the arcs' own level; ranked above
+            # them only when prompts follow it (else it is a decoration or the
+            # next section); ranked below them it is a decoration inside an arc.
+            level = _heading_level(line)
+            phrases = [found[0] for found in (anchor, suffix) if found]
+            if level > arc_level or (level < arc_level and not b.prompts_follow(i, phrases)):
+                head = None
         if head is not None:
             if section_done and plan.arcs:
                 b.warn(f"arc heading '{line.text}' after the arc section ended is ignored", line.no)
                 continue
             in_section = True
             level = _heading_level(line)
-            arc_level = level if arc_level is None else min(arc_level, level)
+            if arc_level is None or not head.wordless:
+                arc_level = level if arc_level is None else min(arc_level, level)
+            if head.bad_number is not None:
+                b.warn(f"arc number {_digits(head.bad_number)} is larger than the library stores "
+                       f"(at most {MAX_STORED_INT}); numbered by its position instead", line.no)
             number = head.number if head.number is not None else len(plan.arcs) + 1
             if number in arc_lines:
                 b.warn(f"arc number {number} appears twice (lines {arc_lines[number]} and {line.no})",
@@ -656,6 +728,8 @@ def _parse_arcs(b: _Builder) -> None:
             current = Arc(number=number, name=head.name, subtitle=head.subtitle,
                           bpm_range=head.bpm)
             plan.arcs.append(current)
+            if head.wordless:
+                b.wordless_arcs.append((current, line.no, line.text))
             in_description = True
             last_prompt_indent = None
             continue
@@ -717,7 +791,8 @@ def _parse_arcs(b: _Builder) -> None:
                "they are kept as a single arc", orphans[0].no)
     elif orphans:
         b.warn(f"{len(orphans)} list item(s) in the arc section before the first arc heading "
-               "are not prompts", orphans[0].no)
+               f"are not prompts (lines {_line_list(x.no for x in orphans)})", orphans[0].no)
+        b.reported_lines.update(x.no for x in orphans)
 
     if not plan.arcs:
         b.warn("page has no arc section (no 'MUSIC ARC' heading and no 'Phase 1 …' headings); "
@@ -726,6 +801,65 @@ def _parse_arcs(b: _Builder) -> None:
     _build_prompts(b, raw_prompts, arc_lines)
     _apply_suffix(b, anchor, suffix)
     _fill_arc_names(b)
+    _report_lost_prompts(b, [p for p in (plan.prompt_suffix, plan.anchor_phrase) if p])
+
+
+def _line_list(numbers: Any, limit: int = 12) -> str:
+    numbers = list(numbers)
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
+
+
+def _digits(digits: str, limit: int = 24) -> str:
+    return digits if len(digits) <= limit else f"{digits[:limit]}… ({len(digits)} digits)"
+
+
+# Lines that are list items but clearly not Suno prompts.
+_TIMESTAMP_START = re.compile(r"^\(?\d{1,2}:\d{2}")
+_LABEL_START = re.compile(r"^[\w /&'’()-]{1,30}:\s")
+# Checklist and advice items start with an instruction.
+_NOTE_START = re.compile(r"^(?:include|avoid|keep|use|add|check|upload|post|pin|reply|schedule|set|"
+                         r"make|create|update|share|test|export|render|write|remember|try|don'?t|"
+                         r"do not|note|todo|tip)\b", re.IGNORECASE)
+_PROMPT_SEPARATORS = re.compile(r",|\s[+—–|/]\s|\s-\s")
+
+
+def _looks_like_prompt(line: _Line, phrases: list[str]) -> bool:
+    """Whether a list item reads like a Suno prompt: it ends with the page's
+    shared suffix / anchor phrase, or is a run of at least three comma- or
+    dash-separated descriptors of six words or more (checklist items, chapter
+    timestamps, hashtags, links and "Label: value" notes are not)."""
+    text = _unquote(line.text.replace("**", "").replace("~~", "").strip())
+    if not text:
+        return False
+    if any(_ends_with(text, p) for p in phrases):
+        return True
+    if _TIMESTAMP_START.match(text) or _LABEL_START.match(text) or _NOTE_START.match(text):
+        return False
+    if text.startswith(("#", "http://", "https://", "[")) or text.count("#") >= 2:
+        return False
+    if text[0].isupper() and text.endswith((".", "!", "?")):
+        return False  # a sentence (brand notes, advice); prompts are descriptor runs
+    if len(re.findall(r"[\"“”]", text)) >= 4:
+        return False  # a list of quoted keywords ("include “lofi”, “rain”")
+    return len(text.split()) >= 6 and len(_PROMPT_SEPARATORS.findall(text)) >= 2
+
+
+def _report_lost_prompts(b: _Builder, phrases: list[str]) -> None:
+    """Warn about every list item that looks like a prompt but was not read as one."""
+    used = {p.line for p in b.plan.prompts}
+    for line in b.lines:
+        if line.kind not in _LIST_KINDS or line.no in used or line.no in b.reported_lines:
+            continue
+        if _looks_like_prompt(line, phrases):
+            b.warn(f"list item looks like a Suno prompt but is not under an arc heading, so it "
+                   f"was not read as one: '{_excerpt(line.text)}'", line.no)
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    """Page text quoted in a warning: one line, no control characters, short."""
+    s = " ".join("".join(c for c in text if unicodedata.category(c) != "Cc" or c.isspace()).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def _clean_phrase(value: str) -> str:
@@ -744,6 +878,10 @@ def _build_prompts(b: _Builder, raw_prompts: list[_RawPrompt], arc_lines: dict[i
     kept = [r for r in raw_prompts if r.strong or id(r.arc) not in strong_arcs]
     for order, r in enumerate(kept, start=1):
         text = _unquote(r.line.text)
+        if r.line.bad_number is not None:
+            b.warn(f"prompt number {_digits(r.line.bad_number)} is larger than the library stores "
+                   f"(at most {MAX_STORED_INT}); numbered by its position ({order}) instead",
+                   r.line.no)
         number = r.line.number if r.line.number is not None else order
         r.arc.prompts.append(Prompt(number=number, order=order, text=text, core_text=text,
                                     checked=r.line.checked if r.strong and r.line.kind != "numbered"
@@ -848,16 +986,23 @@ def _apply_suffix(b: _Builder, anchor: tuple[str, int] | None,
 
 
 def _fill_arc_names(b: _Builder) -> None:
-    """Arcs written as a bare 'Phase 2' take their name from the Mood Arc row."""
+    """Arcs written as a bare 'Phase 2', or with no words at all (``### 🌧️🌧️🌧️``),
+    take their name from the Mood Arc row ("Warm → Drift → Calm") when it names
+    as many arcs as the page has; a wordless arc is otherwise called 'Arc N'."""
     plan = b.plan
-    if not plan.mood_arc:
-        return
-    parts = [p.strip() for p in re.split(r"→|->|⇒|>", plan.mood_arc) if p.strip()]
-    if len(parts) != len(plan.arcs):
-        return
-    for arc, name in zip(plan.arcs, parts):
-        if not arc.name:
-            arc.name = name
+    parts = [p.strip() for p in re.split(r"→|->|⇒|>", plan.mood_arc or "") if p.strip()]
+    from_mood = len(parts) == len(plan.arcs)
+    if from_mood:
+        for arc, name in zip(plan.arcs, parts):
+            if not arc.name:
+                arc.name = name
+    for arc, line_no, heading in b.wordless_arcs:
+        if from_mood:
+            b.warn(f"arc heading '{_excerpt(heading)}' has no name; named '{arc.name}' from the "
+                   "Mood Arc row", line_no)
+        else:
+            arc.name = arc.name or f"Arc {arc.number}"
+            b.warn(f"arc heading '{_excerpt(heading)}' has no name; called '{arc.name}'", line_no)
 
 
 # ------------------------------------------------------- Markdown export source
@@ -901,6 +1046,30 @@ def list_export_pages(folder: str | Path) -> list[dict]:
     return pages
 
 
+def read_track_page(path: str | Path) -> str:
+    """The text of a Markdown track page on disk, or an error naming the file.
+
+    Raises
+    ------
+    PageParseError
+        When the file cannot be read, holds NUL bytes (binary data) or is not
+        UTF-8 text; the message names the file and the first bad byte.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise PageParseError(str(p), f"cannot read the file ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in data:
+            raise PageParseError(str(p), "contains NUL bytes: binary data, not a Markdown "
+                                         "track page") from None
+        raise PageParseError(str(p), f"not UTF-8 text (bad byte at offset {exc.start}); expected "
+                                     "a Markdown track page") from None
+
+
 def parse_track_file(path: str | Path) -> TrackPlan:
     """Read and parse one Markdown track page; the path is the plan's source.
 
@@ -909,16 +1078,4 @@ def parse_track_file(path: str | Path) -> TrackPlan:
     PageParseError
         When the file cannot be read or is not a track page.
     """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise PageParseError(str(p), f"cannot read the file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if b"\x00" in data:
-            raise PageParseError(str(p), "contains NUL bytes: binary data, not a Markdown "
-                                         "track page") from None
-        raise PageParseError(str(p), f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    return parse_track_markdown(text, source=str(p))
+    return parse_track_markdown(read_track_page(path), source=str(Path(path)))

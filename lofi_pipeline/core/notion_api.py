@@ -3,12 +3,17 @@
 Rate limits are notion-client's job: its ``_execute_with_retry`` already honours
 ``Retry-After`` on 429 (and backs off exponentially on 500/503 for GETs), so
 :func:`make_client` only configures how many retries and how long a wait may
-be. This module adds what the client does not do: paging through
-``blocks.children.list``, fetching nested children (toggles, columns, synced
-blocks, tables), listing the pages under a parent page or database, and turning
-API errors into :class:`NotionAccessError` messages a user can act on (share
-the page with the integration, check the token). The token never appears in a
-message or a log line.
+be. Paging is ``notion_client.helpers.iterate_paginated_api``. This module adds
+what the client does not do: fetching nested children (toggles, columns,
+synced blocks, tables) without recursion, so a list nested a thousand levels
+deep is read like any other; listing the pages under a parent page or
+database; and turning API errors into :class:`NotionAccessError` messages a
+user can act on (share the page with the integration, check the token).
+
+The token is checked by :func:`lofi_pipeline.core.secrets.validate_token`
+before the HTTP client sees it, and every message built here passes
+:func:`lofi_pipeline.core.secrets.scrub`, so it never appears in a message or
+a log line.
 
 Notion API version 2025-09-03 (notion-client 3.1's default) moved database
 queries to *data sources*: a database lists its ``data_sources`` and each is
@@ -25,9 +30,11 @@ import httpx
 from notion_client import APIResponseError, Client
 from notion_client.client import ClientOptions, RetryOptions
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
+from notion_client.helpers import iterate_paginated_api
 
 from lofi_pipeline.core.errors import NotionAccessError
 from lofi_pipeline.core.notion import page_id_from_url
+from lofi_pipeline.core.secrets import register_secret, scrub, validate_token
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,8 @@ def make_client(token: str, *, base_url: str | None = None, timeout_s: float = 3
     Parameters
     ----------
     token
-        Integration secret (the caller reads ``NOTION_TOKEN``).
+        Integration secret (the caller reads it with
+        :func:`lofi_pipeline.core.secrets.notion_token`).
     base_url
         API root, e.g. a local test server (``http://127.0.0.1:PORT``); default
         is the real ``https://api.notion.com``.
@@ -59,14 +67,15 @@ def make_client(token: str, *, base_url: str | None = None, timeout_s: float = 3
 
     Raises
     ------
-    NotionAccessError
-        When the token is empty.
+    ConfigError
+        When the token is empty, has whitespace inside it or a character that
+        is not printable ASCII (an HTTP header would fail later with the token
+        quoted in the message). The message never contains the token.
     """
-    if not token or not token.strip():
-        raise NotionAccessError("no Notion token: set NOTION_TOKEN to your integration's secret "
-                                "(Notion → Settings → Connections → Develop or manage integrations)")
+    token = validate_token(token, name="NOTION_TOKEN")
+    register_secret(token)
     options = ClientOptions(
-        auth=token.strip(),
+        auth=token,
         timeout_ms=int(timeout_s * 1000),
         retry=RetryOptions(max_retries=max_retries, initial_retry_delay_ms=500,
                            max_retry_delay_ms=int(max_retry_delay_s * 1000)),
@@ -81,7 +90,9 @@ def make_client(token: str, *, base_url: str | None = None, timeout_s: float = 3
 
 def _scrub(client: Client, text: str) -> str:
     token = getattr(getattr(client, "options", None), "auth", None)
-    return text.replace(token, "***") if isinstance(token, str) and token else text
+    if isinstance(token, str) and token:
+        text = text.replace(token, "***")  # even a token shorter than scrub's minimum
+    return scrub(text)
 
 
 def _access_error(client: Client, error: Exception, *, what: str, object_id: str) -> NotionAccessError:
@@ -113,7 +124,7 @@ def _access_error(client: Client, error: Exception, *, what: str, object_id: str
         return NotionAccessError(f"cannot reach the Notion API while reading {what} {object_id}: "
                                  f"{type(error).__name__}: {_scrub(client, str(error))}")
     return NotionAccessError(f"Notion request for {what} {object_id} failed: "
-                             f"{_scrub(client, str(error))}")
+                             f"{type(error).__name__}: {_scrub(client, str(error))}")
 
 
 def _call(client: Client, fn: Callable[..., Any], *, what: str, object_id: str, **kwargs: Any) -> Any:
@@ -125,17 +136,11 @@ def _call(client: Client, fn: Callable[..., Any], *, what: str, object_id: str, 
 
 def _paginate(client: Client, fn: Callable[..., Any], *, what: str, object_id: str,
               **kwargs: Any) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        args = dict(kwargs, page_size=PAGE_SIZE)
-        if cursor:
-            args["start_cursor"] = cursor
-        response = _call(client, fn, what=what, object_id=object_id, **args)
-        results.extend(response.get("results") or [])
-        cursor = response.get("next_cursor")
-        if not response.get("has_more") or not cursor:
-            return results
+    """Every result of a paginated endpoint (notion-client's helper does the cursors)."""
+    def page(**args: Any) -> Any:
+        return _call(client, fn, what=what, object_id=object_id, **args)
+
+    return list(iterate_paginated_api(page, page_size=PAGE_SIZE, **kwargs))
 
 
 def list_block_children(client: Client, block_id: str, *, page_id: str | None = None,
@@ -144,14 +149,22 @@ def list_block_children(client: Client, block_id: str, *, page_id: str | None = 
 
     With ``recursive`` each block that ``has_children`` gets its own children
     under ``"children"`` (toggles, columns, synced blocks, table rows, nested list
-    items); child pages and child databases are not entered. ``page_id`` is only
-    used to name the page in errors.
+    items); child pages and child databases are not entered. The walk keeps its
+    own queue instead of recursing, so nesting depth is limited by memory only.
+    ``page_id`` is only used to name the page in errors.
     """
     owner = page_id or block_id
-    blocks = _paginate(client, client.blocks.children.list, what="page", object_id=owner,
-                       block_id=block_id)
-    if recursive:
-        for block in blocks:
+
+    def children_of(source_id: str) -> list[dict[str, Any]]:
+        return _paginate(client, client.blocks.children.list, what="page", object_id=owner,
+                         block_id=source_id)
+
+    top = children_of(block_id)
+    if not recursive:
+        return top
+    pending = [top]
+    while pending:
+        for block in pending.pop():
             kind = block.get("type")
             if not block.get("has_children") or kind in _SEPARATE_PAGES:
                 continue
@@ -160,8 +173,9 @@ def list_block_children(client: Client, block_id: str, *, page_id: str | None = 
             if kind == "synced_block" and synced_from.get("block_id"):
                 # A duplicate synced block shows the original's content.
                 source_id = synced_from["block_id"]
-            block["children"] = list_block_children(client, source_id, page_id=owner)
-    return blocks
+            block["children"] = children_of(source_id)
+            pending.append(block["children"])
+    return top
 
 
 def page_title(page: dict[str, Any]) -> str:
@@ -223,17 +237,28 @@ def _database_pages(client: Client, database: dict[str, Any]) -> list[dict[str, 
     else:
         # API versions before 2025-09-03 query the database itself.
         def query(**kwargs: Any) -> Any:
-            return client.request(path=f"databases/{db_id}/query", method="POST", body=kwargs)
+            body = {k: v for k, v in kwargs.items() if v is not None}  # no start_cursor: null
+            return client.request(path=f"databases/{db_id}/query", method="POST", body=body)
         pages = _paginate(client, query, what="database", object_id=db_id)
     return [_page_entry(p) for p in pages
             if p.get("object") == "page" and not p.get("archived") and not p.get("in_trash")]
 
 
 def _child_pages_of_block(client: Client, block_id: str, owner: str) -> list[dict[str, Any]]:
+    """Child pages and database pages under a block, in page order (no recursion)."""
     found: list[dict[str, Any]] = []
-    blocks = _paginate(client, client.blocks.children.list, what="page", object_id=owner,
-                       block_id=block_id)
-    for block in blocks:
+
+    def children_of(source_id: str) -> list[dict[str, Any]]:
+        return _paginate(client, client.blocks.children.list, what="page", object_id=owner,
+                         block_id=source_id)
+
+    # A stack of iterators keeps page order while entering containers depth-first.
+    stack = [iter(children_of(block_id))]
+    while stack:
+        block = next(stack[-1], None)
+        if block is None:
+            stack.pop()
+            continue
         kind = block.get("type")
         if block.get("archived") or block.get("in_trash"):
             continue
@@ -249,7 +274,7 @@ def _child_pages_of_block(client: Client, block_id: str, owner: str) -> list[dic
                              object_id=block["id"], database_id=block["id"])
             found.extend(_database_pages(client, database))
         elif kind in _LISTING_CONTAINERS and block.get("has_children"):
-            found.extend(_child_pages_of_block(client, block["id"], owner))
+            stack.append(iter(children_of(block["id"])))
     return found
 
 

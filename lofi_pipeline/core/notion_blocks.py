@@ -16,6 +16,8 @@ to write blocks the way the exports look:
   headings) are flattened: their children follow at the same level, because a
   prompt inside a toggle is still a prompt;
 * children of list items and to-dos are indented by two spaces (notes on the item);
+* nesting depth is not limited by Python's recursion limit (the walk keeps
+  its own stack);
 * rich text keeps bold (``**x**``), italic (``*x*``), strikethrough (``~~x~~``),
   inline code (backticks) and links (``[x](url)``).
 
@@ -25,7 +27,7 @@ Blocks must already carry their children under the key ``"children"``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator
 
 _CONTAINERS = {"toggle", "column_list", "column", "synced_block", "template",
                "link_to_page", "child_database", "table_of_contents", "breadcrumb"}
@@ -100,54 +102,92 @@ def page_to_markdown(page: dict[str, Any]) -> str:
     return f"# {title}\n{body}" if title else body
 
 
+class _Frame:
+    """One level of the walk: the blocks left to write, where and how."""
+
+    __slots__ = ("blocks", "indent", "out", "counter", "on_done")
+
+    def __init__(self, blocks: list[dict[str, Any]], indent: str, out: list[str],
+                 on_done: Callable[[], None] | None = None):
+        self.blocks: Iterator[dict[str, Any]] = iter(blocks)
+        self.indent = indent
+        self.out = out
+        self.counter = 0  # position within the current run of numbered items
+        self.on_done = on_done
+
+
+_END = object()
+
+
 def _render(blocks: list[dict[str, Any]], lines: list[str], *, indent: str) -> None:
-    counter = 0  # position within the current run of numbered items
-    for block in blocks:
+    """Write ``blocks`` and their children depth-first into ``lines``.
+
+    The walk keeps its own stack rather than recursing: a list nested 1,200
+    levels deep (the API hands such pages out) is written like a flat one.
+    """
+    stack = [_Frame(blocks, indent, lines)]
+    while stack:
+        frame = stack[-1]
+        block = next(frame.blocks, _END)
+        if block is _END:
+            stack.pop()
+            if frame.on_done is not None:
+                frame.on_done()
+            continue
+        assert isinstance(block, dict)
+        out, ind = frame.out, frame.indent
         kind = block.get("type", "")
         if kind != "numbered_list_item":
-            counter = 0
+            frame.counter = 0
         children = block.get("children") or []
         data = block.get(kind, {}) or {}
         text = _block_text(block)
+        # Children are written before the next sibling: push them on top.
+        child_indent: str | None = None
 
         if kind in ("heading_1", "heading_2", "heading_3"):
-            lines.append(f"{indent}{'#' * int(kind[-1])} {text}")
-            _render(children, lines, indent=indent)
+            out.append(f"{ind}{'#' * int(kind[-1])} {text}")
+            child_indent = ind
         elif kind == "paragraph":
-            lines.extend(f"{indent}{part}" if part else "" for part in text.split("\n"))
-            _render(children, lines, indent=indent + "  ")
+            out.extend(f"{ind}{part}" if part else "" for part in text.split("\n"))
+            child_indent = ind + "  "
         elif kind == "to_do":
             mark = "x" if data.get("checked") else " "
-            lines.append(f"{indent}- [{mark}] {text}")
-            _render(children, lines, indent=indent + "  ")
+            out.append(f"{ind}- [{mark}] {text}")
+            child_indent = ind + "  "
         elif kind == "bulleted_list_item":
-            lines.append(f"{indent}- {text}")
-            _render(children, lines, indent=indent + "  ")
+            out.append(f"{ind}- {text}")
+            child_indent = ind + "  "
         elif kind == "numbered_list_item":
-            if counter == 0:
+            if frame.counter == 0:
                 start = data.get("list_start_index")
-                counter = int(start) if isinstance(start, int) and start > 0 else 1
+                frame.counter = int(start) if isinstance(start, int) and start > 0 else 1
             else:
-                counter += 1
-            lines.append(f"{indent}{counter}. {text}")
-            _render(children, lines, indent=indent + "  ")
+                frame.counter += 1
+            out.append(f"{ind}{frame.counter}. {text}")
+            child_indent = ind + "  "
         elif kind in ("quote", "callout"):
             emoji = _emoji(block) if kind == "callout" else ""
             body = f"{emoji} {text}" if emoji and text else (emoji or text)
             for part in body.split("\n"):
-                lines.append(f"{indent}> {part}" if part else f"{indent}>")
-            sub: list[str] = []
-            _render(children, sub, indent="")
-            lines.extend(f"{indent}> {s}" if s else f"{indent}>" for s in sub)
+                out.append(f"{ind}> {part}" if part else f"{ind}>")
+            if children:
+                # Children are written on their own, then quoted line by line.
+                sub: list[str] = []
+
+                def quote(sub: list[str] = sub, out: list[str] = out, ind: str = ind) -> None:
+                    out.extend(f"{ind}> {x}" if x else f"{ind}>" for x in sub)
+
+                stack.append(_Frame(children, "", sub, on_done=quote))
         elif kind == "divider":
-            lines.append(f"{indent}---")
+            out.append(f"{ind}---")
         elif kind == "code":
             lang = data.get("language") or ""
             plain = "".join(r.get("plain_text") or (r.get("text") or {}).get("content", "")
                             for r in data.get("rich_text") or [])
-            lines.append(f"{indent}```{lang if lang != 'plain text' else ''}")
-            lines.extend(f"{indent}{part}" for part in plain.split("\n"))
-            lines.append(f"{indent}```")
+            out.append(f"{ind}```{lang if lang != 'plain text' else ''}")
+            out.extend(f"{ind}{part}" for part in plain.split("\n"))
+            out.append(f"{ind}```")
         elif kind == "table":
             header = bool(data.get("has_column_header"))
             rows = [c for c in children if c.get("type") == "table_row"]
@@ -157,18 +197,56 @@ def _render(blocks: list[dict[str, Any]], lines: list[str], *, indent: str) -> N
                 # A line break inside a cell stays a line break, as in the exports
                 # ("rows spread over two lines"); the parser joins them back.
                 row_text = "| " + " | ".join(cells) + " |"
-                lines.extend(f"{indent}{part}" for part in row_text.split("\n"))
+                out.extend(f"{ind}{part}" for part in row_text.split("\n"))
                 if n == 0 and header:
-                    lines.append(f"{indent}| " + " | ".join("---" for _ in cells) + " |")
+                    out.append(f"{ind}| " + " | ".join("---" for _ in cells) + " |")
         elif kind == "child_page":
-            lines.append(f"{indent}{data.get('title', '')}")
+            out.append(f"{ind}{data.get('title', '')}")
         elif kind in _CONTAINERS:
             if text:
-                lines.append(f"{indent}{text}")
-            _render(children, lines, indent=indent)
+                out.append(f"{ind}{text}")
+            child_indent = ind
         else:
             # Images, files, embeds, equations …: keep any caption or text, then children.
             caption = rich_text_to_markdown(data.get("caption")) if isinstance(data, dict) else ""
             if text or caption:
-                lines.append(f"{indent}{text or caption}")
-            _render(children, lines, indent=indent)
+                out.append(f"{ind}{text or caption}")
+            child_indent = ind
+        if child_indent is not None and children:
+            stack.append(_Frame(children, child_indent, out))
+
+
+def flatten_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nested blocks as a flat list in page order, each with its ``"depth"`` (0 = top).
+
+    For storing a fetched page as JSON: ``json.dumps`` recurses once per level
+    and fails on a list nested a thousand levels deep; the flat form has none.
+    :func:`nest_blocks` is the inverse.
+    """
+    flat: list[dict[str, Any]] = []
+    stack: list[tuple[Iterator[dict[str, Any]], int]] = [(iter(blocks), 0)]
+    while stack:
+        items, depth = stack[-1]
+        block = next(items, _END)
+        if block is _END:
+            stack.pop()
+            continue
+        assert isinstance(block, dict)
+        flat.append({**{k: v for k, v in block.items() if k != "children"}, "depth": depth})
+        if block.get("children"):
+            stack.append((iter(block["children"]), depth + 1))
+    return flat
+
+
+def nest_blocks(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Inverse of :func:`flatten_blocks`: children back under ``"children"``."""
+    top: list[dict[str, Any]] = []
+    parents: list[list[dict[str, Any]]] = [top]  # parents[d] receives blocks of depth d
+    for item in flat:
+        depth = int(item.get("depth", 0))
+        block = {k: v for k, v in item.items() if k != "depth"}
+        block["children"] = []
+        del parents[depth + 1:]
+        parents[min(depth, len(parents) - 1)].append(block)
+        parents.append(block["children"])
+    return top

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lofi_pipeline.core.errors import NotionAccessError
+from lofi_pipeline.core.errors import ConfigError, NotionAccessError
 from lofi_pipeline.core.notion import parse_track_file, parse_track_markdown
 from lofi_pipeline.core.notion_api import fetch_page, list_child_pages, make_client
 from lofi_pipeline.core.notion_blocks import blocks_to_markdown, page_to_markdown
@@ -116,7 +116,7 @@ def test_unknown_page_is_404(client):
 
 
 def test_empty_token_is_refused():
-    with pytest.raises(NotionAccessError, match="NOTION_TOKEN"):
+    with pytest.raises(ConfigError, match="NOTION_TOKEN"):
         make_client("  ")
 
 
@@ -200,3 +200,174 @@ def test_real_samples_identical_through_the_api():
         for stem, text in pages.items():
             from_api = parse_track_markdown(page_to_markdown(fetch_page(client, stem)), source=stem)
             assert from_api == parse_track_markdown(text, source=stem), stem
+
+
+# ------------------------------------------------------------------ secrets
+
+CANARY = "secret_canaryQ7fZ2pLx9WmB4vTn8RkYc3HdJ5sAeU1oGi6"
+
+
+@pytest.mark.parametrize("bad,words", [
+    (CANARY + "\nX-Injected: 1", "whitespace"),
+    (CANARY + " tail", "whitespace"),
+    ("secret_cafébar0123456789abcdef", "non-ASCII"),
+    (CANARY[:10] + "\x07" + CANARY[10:], "control character"),
+    ("", "not set"),
+])
+def test_notion_token_is_checked_and_never_quoted(monkeypatch, bad, words):
+    from lofi_pipeline.core.secrets import notion_token
+
+    monkeypatch.setenv("LOFI_TEST_NOTION", bad)
+    with pytest.raises(ConfigError) as info:
+        notion_token("LOFI_TEST_NOTION")
+    message = str(info.value)
+    assert "LOFI_TEST_NOTION" in message and words in message
+    assert "\n" not in message
+    for piece in ("canaryQ7fZ2", "X-Injected", "café"):
+        assert piece not in message
+
+
+def test_notion_token_returns_the_stripped_value(monkeypatch):
+    from lofi_pipeline.core.secrets import notion_token
+
+    monkeypatch.setenv("NOTION_TOKEN", f"  {CANARY}\n")  # a trailing newline from `echo > .env`
+    assert notion_token() == CANARY
+    monkeypatch.delenv("NOTION_TOKEN")
+    with pytest.raises(ConfigError, match="NOTION_TOKEN is not set"):
+        notion_token()
+
+
+def test_a_token_with_a_newline_never_reaches_the_http_client(server):
+    server.requests.clear()
+    with pytest.raises(ConfigError, match="NOTION_TOKEN contains whitespace") as info:
+        make_client(CANARY + "\nX-Injected: 1", base_url=server.base_url)
+    assert "canary" not in str(info.value)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 429, 500])
+def test_error_statuses_never_carry_the_token(status):
+    """A gateway that quotes the Authorization header in its error body: the
+    message we raise names the page and status, never the token."""
+    pid = "0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c"
+    with NotionTestServer(pages={pid: "# Track 1\nhello"}, token=CANARY, echo_auth=True) as srv:
+        client = make_client(CANARY, base_url=srv.base_url, max_retries=0)
+        srv.set_error(pid, status)
+        with pytest.raises(NotionAccessError) as info:
+            fetch_page(client, pid)
+    message = str(info.value)
+    assert "0c0c0c0c-0c0c" in message
+    assert str(status) in message
+    assert "canaryQ7fZ2" not in message and CANARY not in message
+
+
+def test_scrub_on_httpx_local_protocol_error_text(monkeypatch):
+    import httpx
+
+    from lofi_pipeline.core.secrets import scrub
+
+    bad = CANARY + "\nX-Injected: 1"
+    # The real error httpx raises for such a header, from a real request.
+    with NotionTestServer(pages={}, token=CANARY) as srv:
+        with httpx.Client() as http, pytest.raises(httpx.LocalProtocolError) as info:
+            http.get(f"{srv.base_url}/v1/users/me", headers={"Authorization": f"Bearer {bad}"})
+    text = f"{type(info.value).__name__}: {info.value}"
+    assert "canaryQ7fZ2" in text  # the leak the scrubber exists for
+    # With the token in the environment, and with nothing known: both scrubbed.
+    monkeypatch.setenv("NOTION_TOKEN", bad)
+    cleaned = scrub(text)
+    assert "canaryQ7fZ2" not in cleaned and "X-Injected" not in cleaned
+    assert cleaned.startswith("LocalProtocolError: Illegal header value")
+    monkeypatch.delenv("NOTION_TOKEN")
+    cleaned = scrub(text)
+    assert "canaryQ7fZ2" not in cleaned and "X-Injected" not in cleaned
+
+
+@pytest.mark.parametrize("text,gone,kept", [
+    ("Authorization: Bearer abcdef123456 sent", "abcdef123456", "Authorization:"),
+    ("{'Authorization': 'Bearer abcdef123456'}", "abcdef123456", "'Authorization'"),
+    ("headers Bearer zyxw98765abc were refused", "zyxw98765abc", "were refused"),
+    ("token ntn_4Fh7Jk2Lm9Np3Qr8St1Vw6Xy0Za5Bc was rejected", "4Fh7Jk2Lm9", "was rejected"),
+    (f"old token {CANARY}.", "canaryQ7fZ2", "old token"),
+    ("Basic dXNlcjpwYXNzd29yZA== in proxy", "dXNlcjpwYXNz", "in proxy"),
+])
+def test_scrub_removes_header_values_and_token_shapes(text, gone, kept):
+    from lofi_pipeline.core.secrets import scrub
+
+    cleaned = scrub(text)
+    assert gone not in cleaned and kept in cleaned and "***" in cleaned
+
+
+def test_scrub_leaves_page_text_alone(monkeypatch):
+    from lofi_pipeline.core.secrets import scrub
+
+    monkeypatch.setenv("NOTION_TOKEN", "abc")  # too short to scrub by value
+    text = "Basic Lo-Fi Mix, line 12: arc 1 'secret_garden' has no prompts"
+    assert scrub(text) == text
+
+
+def test_scrub_removes_a_registered_secret_in_any_form(monkeypatch):
+    from lofi_pipeline.core.secrets import register_secret, scrub
+
+    monkeypatch.delenv("NOTION_TOKEN", raising=False)
+    value = "plain-value-42\twith tab"
+    register_secret(value)
+    assert "plain-value-42" not in scrub(f"got {value!r} and {value.encode()!r}")
+    assert scrub(RuntimeError("boom")) == "boom"
+
+
+@pytest.mark.parametrize("text", ["Torch Bearer Nights: arc 2 'Basic Beats' has no prompts",
+                                  "page 'Bearer of Light' (Bearer 2) line 4"])
+def test_scrub_keeps_ordinary_words(text):
+    from lofi_pipeline.core.secrets import scrub
+
+    assert scrub(text) == text
+
+
+def test_a_list_nested_1200_levels_deep_is_read_without_recursion(client, server):
+    import sys
+
+    depth = 1200
+    assert depth > sys.getrecursionlimit()  # the old recursive walk died here
+    deepest = _text("bulleted_list_item", "deep variant, slow tape hiss, warm pads, soft rain, far away")
+    node = deepest
+    for level in range(depth - 1, 0, -1):
+        node = {**_text("bulleted_list_item", f"note level {level}"), "children": [node]}
+    blocks = [
+        _text("heading_1", "Track 41 — Deep Notes"),
+        {"type": "table", "table": {"table_width": 2, "has_column_header": False},
+         "children": [{"type": "table_row", "table_row": {"cells": [rich_text("Title"), rich_text("Deep Mix")]}}]},
+        _text("heading_2", "MUSIC ARC"),
+        _text("heading_3", "Phase 1 — Only"),
+        {**_text("to_do", "1. soft pads, tape hiss, warm bass", checked=False), "children": [node]},
+        _text("to_do", "2. brushed drums, mellow keys, light rain", checked=True),
+    ]
+    server.add_page("dddd0000dddd0000dddd0000dddd0000", blocks, title="Track 41")
+    page = fetch_page(client, "dddd0000dddd0000dddd0000dddd0000")
+    markdown = page_to_markdown(page)
+    lines = markdown.splitlines()
+    assert len(lines) == 1 + 5 + depth + 1  # title, 5 blocks, the nested list, prompt 2
+    assert lines[-2].startswith(" " * 2 * depth + "- deep variant")
+    plan = parse_track_markdown(markdown, source="deep")
+    assert plan.track_number == 41 and plan.title == "Deep Mix"
+    assert [p.number for p in plan.prompts] == [1, 2]
+    # The deepest item reads like a prompt: it is reported with its line, not silently kept or lost.
+    assert any(f"deep, line {len(lines) - 1}" in w and "looks like a Suno prompt" in w for w in plan.warnings)
+    children_calls = [path for m, path, q in server.requests if path.endswith("/children")]
+    assert len(children_calls) >= depth
+
+
+def test_flat_blocks_store_any_depth_as_json_and_nest_back():
+    import json
+
+    from lofi_pipeline.core.notion_blocks import flatten_blocks, nest_blocks
+
+    node = _text("bulleted_list_item", "bottom")
+    for level in range(1500):
+        node = {**_text("bulleted_list_item", f"level {level}"), "children": [node]}
+    blocks = [_text("heading_2", "MUSIC ARC"), node, _text("paragraph", "after")]
+    with pytest.raises(RecursionError):
+        json.dumps(blocks)  # why the cache stores the flat form
+    flat = json.loads(json.dumps(flatten_blocks(blocks)))
+    assert len(flat) == 1 + 1501 + 1 and max(b["depth"] for b in flat) == 1500
+    assert blocks_to_markdown(nest_blocks(flat)) == blocks_to_markdown(blocks)

@@ -8,7 +8,7 @@ import pytest
 
 from lofi_pipeline.core.errors import LofiError, PageParseError
 from lofi_pipeline.core.notion import (duration_to_minutes, list_export_pages, page_id_from_url,
-                                       parse_track_file, parse_track_markdown)
+                                       parse_track_file, parse_track_markdown, read_track_page)
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
 DEMO = Path(__file__).resolve().parents[2] / "lofi_pipeline" / "demo_pages"
@@ -292,3 +292,124 @@ def test_real_sample_pages(stem):
     if stem.startswith("2c2"):
         assert plan.prompt_suffix == "vaporwave synthwave lofi"
         assert plan.prompts[0].core_text.endswith("warm analog hiss")
+
+
+# ------------------------------------------------------ no silent loss (issue 13.5)
+
+def test_wordless_arc_headings_are_arcs_named_from_the_mood_arc_row():
+    plan = parse("wordless_emoji_arcs.md")
+    assert plan.track_number == 22
+    # Phase 1, "### 🌧️🌧️🌧️", "## 🎧" (ranked above the arcs, but prompts follow) and "### 4".
+    assert shape(plan) == [2, 3, 2, 3]
+    assert [a.number for a in plan.arcs] == [1, 2, 3, 4]
+    assert [a.name for a in plan.arcs] == ["Warm", "Drift", "Calm", "Fade"]
+    assert [p.number for p in plan.prompts] == list(range(1, 11))
+    assert all(p.core_text and not p.core_text.endswith("study") for p in plan.prompts)
+    assert has_warning(plan, "line 14", "'🌧️🌧️🌧️' has no name", "'Drift' from the Mood Arc row")
+    assert has_warning(plan, "line 18", "'🎧'")
+    assert has_warning(plan, "line 21", "'4' has no name", "'Fade'")
+
+
+def test_a_prompt_outside_the_arcs_is_reported_with_its_line():
+    plan = parse("wordless_emoji_arcs.md")
+    lost = [w for w in plan.warnings if "looks like a Suno prompt" in w]
+    # The checklist's "- [ ] 11. …" prompt; never the checklist items or brand notes.
+    assert len(lost) == 1 and "line 28" in lost[0] and "extra outro idea" in lost[0]
+
+
+WORDLESS_NO_MOOD = """# Track 23 — Numbers Only
+| Field | Value |
+| Title | Numbers Only Mix |
+## MUSIC ARC
+### 1
+1. soft pads, slow tape hiss, warm bass, quiet room
+2. brushed drums, mellow keys, light rain
+### 🌧️🌧️ (BPM 50–55)
+3. drifting synth, faint hum, slow pulse
+### 3.
+4. dissolving chords, tape stop, slow fade into silence
+"""
+
+
+def test_number_only_and_emoji_headings_without_a_mood_row_are_called_arc_n():
+    plan = parse_track_markdown(WORDLESS_NO_MOOD, source="numbers.md")
+    assert shape(plan) == [2, 1, 1]
+    assert [a.number for a in plan.arcs] == [1, 2, 3]
+    assert [a.name for a in plan.arcs] == ["Arc 1", "Arc 2", "Arc 3"]
+    assert plan.arcs[1].bpm_range == (50, 55)
+    assert has_warning(plan, "numbers.md, line 8", "'🌧️🌧️ (BPM 50–55)' has no name", "'Arc 2'")
+
+
+def test_prompts_after_the_arc_section_are_reported_not_dropped():
+    text = WORDLESS_NO_MOOD.replace("### 3.\n", "## Notes\n")
+    plan = parse_track_markdown(text, source="notes.md")
+    assert shape(plan) == [2, 1]
+    assert has_warning(plan, "notes.md, line 11", "looks like a Suno prompt", "dissolving chords")
+
+
+def test_notes_nested_under_a_prompt_that_read_like_prompts_are_reported():
+    text = WORDLESS_NO_MOOD.replace(
+        "3. drifting synth, faint hum, slow pulse\n",
+        "3. drifting synth, faint hum, slow pulse\n   - alt: slower take\n"
+        "   - drifting synth, faint hum, slow pulse, more reverb\n")
+    plan = parse_track_markdown(text, source="nested.md")
+    assert shape(plan) == [2, 1, 1]
+    lost = [w for w in plan.warnings if "looks like a Suno prompt" in w]
+    assert len(lost) == 1 and "line 11" in lost[0]
+
+
+def test_list_items_before_the_first_arc_are_reported_with_every_line():
+    text = WORDLESS_NO_MOOD.replace("## MUSIC ARC\n", "## MUSIC ARC\n- intro idea\n- second idea\n")
+    plan = parse_track_markdown(text, source="orphans.md")
+    assert has_warning(plan, "orphans.md, line 5", "2 list item(s)", "(lines 5, 6)")
+
+
+HUGE = 10**15
+
+
+def test_numbers_the_library_cannot_store_are_warned_with_page_and_line():
+    text = (f"# Track {HUGE} — Too Big\n| Field | Value |\n| Title | Big |\n## MUSIC ARC\n"
+            f"### Phase {HUGE} — Wide\n- [ ] {HUGE}. soft pads, tape hiss, warm bass, slow\n"
+            "- [ ] 2. brushed drums, mellow keys, light rain\n")
+    plan = parse_track_markdown(text, source="big.md")
+    assert plan.track_number is None
+    assert has_warning(plan, "big.md, line 1", "track number 1000000000000000 is larger than")
+    assert [a.number for a in plan.arcs] == [1]  # by position
+    assert has_warning(plan, "big.md, line 5", "arc number 1000000000000000", "at most 2147483647")
+    assert [p.number for p in plan.prompts] == [1, 2]
+    assert has_warning(plan, "big.md, line 6", "prompt number 1000000000000000", "at most 2147483647")
+    assert all(abs(n) <= 2**31 - 1 for n in [p.number for p in plan.prompts] + [p.order for p in plan.prompts])
+
+
+def test_a_negative_track_number_is_not_read_as_positive():
+    plan = parse_track_markdown("# Track -5 — Minus\n| Field | Value |\n| Title | Minus |\n",
+                                source="minus.md")
+    assert plan.track_number is None
+    assert has_warning(plan, "minus.md, line 1", "negative")
+
+
+def test_a_binary_page_names_the_file(tmp_path):
+    path = tmp_path / "Track 7 cover.md"
+    path.write_bytes(b"# Track 7\n\xff\xd8\xff\xe0 JFIF \x80\x81 not text\n")
+    with pytest.raises(PageParseError) as info:
+        parse_track_file(path)
+    assert str(path) in str(info.value) and "not UTF-8 text" in str(info.value)
+    with pytest.raises(PageParseError, match="Track 7 cover.md"):
+        read_track_page(path)
+
+
+def test_one_track_number_rule():
+    from lofi_pipeline.core.tracknumbers import (check_track_number, find_track_number,
+                                                 track_number_from_title)
+
+    assert track_number_from_title("🌧️ TRACK 21 — Rain") == 21
+    assert track_number_from_title("Track #7: Dawn") == 7
+    assert track_number_from_title("harbor-track_13-final.mp4") == 13
+    assert track_number_from_title("Soundtrack 5 and a Tracklist 1") is None
+    assert track_number_from_title(f"Track {HUGE}") is None
+    assert find_track_number("Track -5")[1] is not None
+    assert find_track_number("Notes about Track 4", at_start=True) == (None, None)
+    assert check_track_number(13) == 13
+    for bad in (-5, 99999999999, True):
+        with pytest.raises(LofiError, match=r"--track = .*expected a track number from 0 to 2147483647"):
+            check_track_number(bad)
