@@ -25,16 +25,21 @@ from lofi_pipeline.core.errors import LofiError
 
 out = Console()
 err = Console(stderr=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _print_error(message: object) -> None:
+    from lofi_pipeline.core.secrets import scrub
+
     err.print("[red]error:[/red] ", end="")
-    err.print(str(message), markup=False, highlight=False, soft_wrap=True)
+    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False, soft_wrap=True)
 
 
 def _warn(message: object) -> None:
+    from lofi_pipeline.core.secrets import scrub
+
     err.print("[yellow]warning:[/yellow] ", end="")
-    err.print(str(message), markup=False, highlight=False)
+    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False)
 
 
 class _LofiGroup(typer.core.TyperGroup):
@@ -70,9 +75,6 @@ def _library(settings=None):
     return Library(s.duckdb_path, home=s.home, on_wait=_warn)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def safe(text: object) -> str:
     """Page or file text as Rich shows it literally: control characters stripped, markup escaped."""
     from rich.markup import escape
@@ -100,7 +102,9 @@ class _RunProgress:
                 self.tasks[name] = self.progress.add_task(name, total=total, item="")
             self.progress.update(self.tasks[name], completed=done, total=total, item=item[:40])
         elif level >= 30:  # warnings and errors from the run
-            err.print(message, style="yellow", markup=False, highlight=False)
+            from lofi_pipeline.core.secrets import scrub
+
+            err.print(_CONTROL.sub("", scrub(message)), style="yellow", markup=False, highlight=False)
 
     def __enter__(self):
         from lofi_pipeline import runner

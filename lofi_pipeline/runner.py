@@ -17,6 +17,7 @@ import dagster as dg
 import yaml
 
 from lofi_pipeline.core.errors import LofiError
+from lofi_pipeline.core.secrets import scrub
 from lofi_pipeline.settings import Settings
 
 # The CLI registers callbacks here to turn "[progress] ..." log lines into progress bars.
@@ -66,7 +67,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             # Innermost user error: "ClassName: message" -> message
             msg = (err.message or "").strip().splitlines()[0] if err.message else str(err)
             msg = re.sub(r"^[\w.]+(Error|Exception)\w*:\s*", "", msg)
-            return f"step {event.step_key} failed: {msg}"
+            return f"step {event.step_key} failed: {scrub(msg)}"
     return "run failed"
 
 

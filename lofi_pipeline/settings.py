@@ -159,7 +159,7 @@ class MatchingSettings(_Section):
     min_similarity: float = _setting("a number from -1 to 1", ge=-1, le=1)
     good_similarity: float = _setting("a number from -1 to 1", ge=-1, le=1)
     allocation: Literal["prompts", "even"] = _setting("'prompts' or 'even'")
-    include_same_track: bool = _setting("true or false")
+    max_repeats: int = _setting("an integer ≥ 0", ge=0, le=100)
     recent_tracks: int = _setting("an integer ≥ 0", ge=0, le=INT32_MAX)
 
 

@@ -104,12 +104,12 @@ class NotionResource(dg.ConfigurableResource):
 
     def _client(self):
         from lofi_pipeline.core.notion_api import make_client
+        from lofi_pipeline.core.secrets import notion_token
 
-        token = os.environ.get(self.token_env)
-        if not token:
+        if not os.environ.get(self.token_env):
             raise ConfigError(f"reading a page from the Notion API needs a token: set {self.token_env} "
                               "(or pass an exported .md file instead)")
-        return make_client(token, base_url=self.base_url)
+        return make_client(notion_token(self.token_env), base_url=self.base_url)
 
     def find_export(self, track_number: int) -> Optional[str]:
         """The export file whose name or first heading says ``Track {N}``."""
@@ -245,8 +245,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             workers=settings.analysis.get("workers"), ffmpeg=r.get("ffmpeg"),
             prefer_system_ffmpeg=bool(r.get("prefer_system_ffmpeg"))),
         "embedder": EmbedderResource(),
-        "matching": MatchingResource(**{k: v for k, v in settings.matching.items()
-                                        if k != "include_same_track"}),
+        "matching": MatchingResource(**settings.matching),
         "render": RenderResource(**{k: v for k, v in r.items()},
                                  min_similarity=settings.matching.get("min_similarity", 0.6)),
     }
