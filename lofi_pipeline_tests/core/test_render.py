@@ -25,6 +25,7 @@ from lofi_pipeline.core.render import (
     _checked_output,
     _remove_stale_leftovers,
     build_render_plan,
+    chapters_for_render,
     chapters_text,
     find_background,
     format_timestamp,
@@ -46,16 +47,16 @@ def test_auto_plan_plays_each_song_once_with_crossfades():
     assert [e.fade_out_seconds for e in plan.entries] == [5.0, 5.0, 0.0]
 
 
-def test_target_repeats_the_sequence_and_trims_exactly():
+def test_a_target_cuts_the_plan_and_never_loops_it():
     songs = [fake_song(i, arc=i, duration=100.0) for i in (1, 2, 3)]
     plan = build_render_plan(songs, target_seconds=1000.0, crossfade_seconds=5.0)
-    # each entry advances 95 s: entries start at 0, 95, ..., the 11th at 950 and is cut at 1000
-    assert len(plan.entries) == 11 and plan.total_seconds == 1000.0
-    assert [e.song.order for e in plan.entries[:7]] == [1, 2, 3, 1, 2, 3, 1]
-    assert [e.pass_number for e in plan.entries[2:5]] == [1, 2, 2]
-    last = plan.entries[-1]
-    assert last.start_seconds == pytest.approx(950.0) and last.play_seconds == pytest.approx(50.0)
-    assert last.end_seconds == pytest.approx(1000.0) and last.fade_out_seconds == 0.0
+    # a longer mix is a new plan, not a loop: the three songs play once (290 s)
+    assert [e.song.order for e in plan.entries] == [1, 2, 3] and plan.total_seconds == pytest.approx(290.0)
+    cut = build_render_plan(songs, target_seconds=150.0, crossfade_seconds=5.0)
+    assert [e.song.order for e in cut.entries] == [1, 2] and cut.total_seconds == 150.0
+    last = cut.entries[-1]
+    assert last.start_seconds == pytest.approx(95.0) and last.play_seconds == pytest.approx(55.0)
+    assert last.end_seconds == pytest.approx(150.0) and last.fade_out_seconds == 0.0
 
 
 def test_short_target_trims_the_first_song_and_tail_that_only_fades_in_is_dropped():
@@ -90,29 +91,20 @@ def test_timestamps():
         ["0:00", "0:09", "1:05", "59:59", "1:00:00", "3:01:02"]
 
 
-def test_chapters_for_a_three_hour_mix():
+def test_chapters_are_arcs_with_youtube_rules():
     songs = [fake_song(i, arc=1 + (i - 1) // 4, duration=170.0 + 7 * i) for i in range(1, 13)]
-    plan = build_render_plan(songs, target_seconds=3 * 3600.0, crossfade_seconds=5.0)
-    lines = chapters_text(plan).splitlines()
-    assert lines[0] == "0:00 Arc 1 · Arc1 — A_1_1_19a"
-    times = []
-    for line in lines:
-        stamp, title = line.split(" ", 1)
-        parts = [int(p) for p in stamp.split(":")]
-        t = parts[0] * 3600 + parts[1] * 60 + parts[2] if len(parts) == 3 else parts[0] * 60 + parts[1]
-        times.append(t)
-        assert (len(parts) == 3) == (t >= 3600)  # H:MM:SS from one hour on
-        assert re.fullmatch(r"Arc \d · Arc\d — A_\d_\d+_19a", title)
-    assert all(b - a >= 10 for a, b in zip(times, times[1:]))
-    assert len(lines) == len(plan.entries) and times[-1] < 3 * 3600 - 10
-    # a chapter starts mid-crossfade, where the next song takes over
-    assert times[1] == int(plan.entries[1].start_seconds + 2.5)
+    plan = build_render_plan(songs, target_seconds=None, crossfade_seconds=5.0)
+    lines = chapters_text(chapters_for_render(plan)).splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["Arc1", "Arc2", "Arc3"]
+    assert lines[0].startswith("0:00 ")
+    # a chapter starts mid-crossfade, where the arc's first song takes over
+    assert lines[1].split(" ")[0] == format_timestamp(int(plan.entries[4].start_seconds + 2.5))
 
 
 def test_chapters_skip_entries_closer_than_ten_seconds():
-    songs = [fake_song(i, duration=6.0) for i in range(1, 11)]  # one entry every 3 s
+    songs = [fake_song(i, arc=i, duration=6.0) for i in range(1, 11)]  # one arc every 3 s
     plan = build_render_plan(songs, target_seconds=None)
-    times = [int(line.split(" ")[0].split(":")[1]) for line in chapters_text(plan).splitlines()]
+    times = [int(line.split(" ")[0].split(":")[1]) for line in chapters_text(chapters_for_render(plan)).splitlines()]
     assert times[0] == 0 and all(b - a >= 10 for a, b in zip(times, times[1:]))
     assert plan.total_seconds - times[-1] >= 10
 
@@ -198,10 +190,8 @@ def test_fade_in_and_out(rendered):
 def test_chapters_commands_report_and_progress(rendered):
     plan, report, progress, out = rendered
     chapters = (out / "chapters.txt").read_text()
-    assert chapters == chapters_text(plan)
-    assert chapters.splitlines() == ["0:00 Arc 1 · Dusk — A_1_1_21a", "0:17 Arc 1 · Dusk — A_1_2_21a",
-                                     "0:28 Arc 2 · Highway — A_2_3_21a", "0:47 Arc 2 · Highway — A_2_4_21a",
-                                     "1:00 Arc 3 · Dawn — A_3_5_21a"]
+    assert chapters == chapters_text(chapters_for_render(plan))
+    assert chapters.splitlines() == ["0:00 Dusk", "0:28 Highway", "1:00 Dawn"]  # arcs, never file names
     commands = (out / "ffmpeg_commands.txt").read_text()
     assert "-stream_loop -1" in commands and "-c:v copy" in commands and "alimiter" in commands
     assert commands.count("libx264") == 1 and "-frames:v 300" in commands  # one 10 s segment, looped
@@ -252,7 +242,7 @@ def test_sixty_five_songs_stay_bounded(tmp_path):
                         ffmpeg_exe=ffmpeg(), width=320, height=180, fps=15)
     info = probe_media(report.output_path, ffmpeg_exe=ffmpeg(), exact=True)
     assert info.duration_seconds == pytest.approx(66.0, abs=0.1)
-    assert report.entries == 65 and report.unique_songs == 65
+    assert len(report.entries) == 65 and report.unique_songs == 65
     assert report.max_open_decoders <= 3  # two sounding + one opened ahead, never all 65
     commands = (tmp_path / "out" / "ffmpeg_commands.txt").read_text()
     encoder = next(line for line in commands.splitlines() if "pipe:0" in line)
@@ -419,7 +409,7 @@ def test_missing_songs_are_named_or_left_out_with_allow_missing(tmp_path):
     assert saved["warnings"] == report.warnings
     assert "A_1_2_21a" not in (tmp_path / "o2" / "chapters.txt").read_text()
     saved_plan = json.loads((tmp_path / "o2" / "render_plan.json").read_text())
-    assert [e["filename"] for e in saved_plan["entries"]] == ["A_1_1_21a.wav", "A_1_3_21a.wav"]
+    assert [e["file"] for e in saved_plan["entries"]] == ["A_1_1_21a.wav", "A_1_3_21a.wav"]
 
     # phases in order, each from (0, total) to (total, total), never going back
     order = list(dict.fromkeys(name for name, _, _ in phases))

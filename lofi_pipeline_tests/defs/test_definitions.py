@@ -18,7 +18,7 @@ from lofi_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ["notion_pages", "track_plans", "audio_features", "songs_table", "song_embeddings",
-          "track_matches", "track_selection", "gap_report", "render_folder", "rendered_mix"]
+          "track_matches", "mix_plan", "gap_report", "render_folder", "rendered_mix"]
 
 
 def test_every_stage_is_an_asset_with_the_tracks_partitions(lofi_home):
@@ -32,12 +32,14 @@ def test_every_stage_is_an_asset_with_the_tracks_partitions(lofi_home):
             assert node.partitions_def is None
         else:
             assert node.partitions_def.name == "tracks"
-    for job in ["import_job", "plan_job", "post_render_job", "render_job", "embed_job"]:
+    for job in ["import_job", "plan_job", "songs_job", "render_job", "embed_job"]:
         assert defs.resolve_job_def(job)
-    assert defs.resolve_schedule_def("notion_sync_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
-    assert defs.resolve_sensor_def("rendered_files_sensor")
+    # Automation on by default: the file sensors only read Tracks/; Notion skips without a token and parent.
+    for name in ("rendered_files_sensor", "song_files_sensor", "notion_pages_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert not list(defs.schedules or [])  # one Notion sync path: the sensor
     # The library writers share one concurrency pool
-    for name in ["track_plans", "songs_table", "song_embeddings", "track_matches", "track_selection"]:
+    for name in ["track_plans", "songs_table", "song_embeddings", "track_matches", "mix_plan"]:
         assert graph.get(dg.AssetKey(name)).pools == {"duckdb"}
 
 
@@ -102,7 +104,7 @@ def test_webserver_graphql_lists_assets_jobs_and_cli_runs(lofi_home):
         assert data is not None, "webserver did not serve the code location"
         assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
         assert set(STAGES) <= assets
-        assert {"import_job", "plan_job", "post_render_job"} <= {j["name"] for j in data["jobs"]}
+        assert {"import_job", "plan_job", "songs_job"} <= {j["name"] for j in data["jobs"]}
         runs = httpx.post(url, json={"query": "{ runsOrError { ... on Runs { results { runId jobName status } } } }"},
                           timeout=30).json()["data"]["runsOrError"]["results"]
         mine = [r for r in runs if r["runId"] == cli_run.run_id]
