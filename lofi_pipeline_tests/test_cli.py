@@ -95,10 +95,15 @@ def test_commands_over_the_demo_library(demo_home, monkeypatch, tmp_path):
 
     result = runner.invoke(app, ["gaps", "--track", str(NEW_TRACK)])
     assert result.exit_code == 0, result.output
-    assert "none" in result.output
+    assert "missing" in result.output and "songs to generate" in result.output
+    as_json = runner.invoke(app, ["gaps", "--track", str(NEW_TRACK), "--json"])
+    data = json.loads(as_json.stdout)
+    assert set(data) >= {"track_number", "songs_to_generate", "shortfall_minutes", "prompts"}
+    assert data["songs_to_generate"] == sum(p["songs_needed"] for p in data["prompts"])
+    assert {p["status"] for p in data["prompts"]} <= {"covered", "weak", "missing"}
 
     result = runner.invoke(app, ["duration", "--track", "101"])
-    assert result.exit_code == 0 and "total" in result.output
+    assert result.exit_code == 0 and "on disk" in result.output
 
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0 and "songs" in result.output

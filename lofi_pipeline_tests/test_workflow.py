@@ -29,16 +29,20 @@ def test_reimport_changes_nothing(demo_home):
     assert before.equals(after)
     assert lib.scalar("SELECT count(*) FROM prompts WHERE track_number = 101") == 10
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"every_prompted_song_has_embedding": True, "one_embedding_per_song_and_model": True}
+    assert checks == {"every_prompted_song_has_embedding": True, "one_embedding_per_song_and_model": True,
+                      "no_song_planned_twice": True}
 
 
 def test_selection_check_runs_with_the_query(demo_home):
     settings, _ = demo_home
     result = run_job(settings, "query_job", partition=NEW_TRACK)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"no_song_selected_twice": True}
+    assert checks == {"no_song_planned_twice": True}
     gap_meta = asset_metadata(result, "gap_report")
-    assert "Gap report" in gap_meta["report"] and gap_meta["prompts"] == 12
+    assert "Songs to generate" in gap_meta["report"]
+    stored = Library(settings.duckdb_path).load_gap_report(NEW_TRACK)
+    assert len(stored["prompts"]) == 12 and stored["plan_id"] == gap_meta["plan_id"]
+    assert gap_meta["songs_to_generate"] == sum(p["songs_needed"] for p in stored["prompts"])
 
 
 def test_bad_file_is_reported_and_the_rest_imported(demo_home, monkeypatch):
@@ -128,7 +132,7 @@ def test_prepare_render_again_reports_songs_already_there(demo_home, monkeypatch
     settings, _ = demo_home
     monkeypatch.setenv("LOFI_HOME", str(settings.home))
     distinct = Library(settings.duckdb_path).scalar(
-        "SELECT count(*) FROM selections WHERE track_number = ? AND NOT is_repeat", [NEW_TRACK])
+        'SELECT count(DISTINCT song_id) FROM mix_plan_entries WHERE track_number = ?', [NEW_TRACK])
     # Earlier tests may have changed the selection: the first run places what is new,
     # the second finds everything in place.
     assert runner.invoke(app, ["prepare-render", "--track", str(NEW_TRACK)]).exit_code == 0
