@@ -200,20 +200,20 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     render is recorded in the library (publish counts its songs).
     """
     from lofi_pipeline.core.chapters import chapters_for_render, youtube_text
-    from lofi_pipeline.core.files import write_text_atomic
+    from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
     from lofi_pipeline.core.render import build_render_plan, find_background, render_mix
     from lofi_pipeline.core.trackdir import track_dir_for
 
     mode, target = render_target_seconds(duration)
     plan = require_plan(lib, track_number)
     header, entries = stored_plan(lib, track_number)
-    plan_id = header["plan_id"]
+    plan_id, plan_target = header["plan_id"], header["target_seconds"]
     if mode == "hours":
         _, mix = plan_track(lib, track_number, duration_minutes=target / 60.0, allocation=header["allocation"],
                             max_repeats=int(header["max_repeats"]), min_similarity=options["min_similarity"],
                             crossfade_seconds=options["crossfade_seconds"], store=False)
         entries = entries_frame(mix)
-        plan_id, target = f"{plan_id}+replan-{target / 3600:g}h", None
+        plan_id, plan_target, target = f"{plan_id}+replan-{target / 3600:g}h", target, None
     songs = selected_songs(entries)
     _resolve_placed(lib, track_dir_for(Path(tracks_dir), track_number), songs)
     missing = [s for s in songs if not Path(s.path).is_file()]
@@ -233,7 +233,12 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
                         fade_out=options["fade_out_seconds"], width=options["width"], height=options["height"],
                         chapters=chapters, on_progress=on_progress).to_dict()
     write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
-    report.update({"plan_id": plan_id, "render_mode": mode, "skipped_missing": [s.path for s in missing]})
+    # The report says which plan it rendered and that plan's target (auto renders the whole plan).
+    report.update({"plan_id": plan_id, "render_mode": mode, "plan_target_seconds": plan_target,
+                   "skipped_missing": [s.path for s in missing]})
+    if report.get("target_seconds") is None:
+        report["target_seconds"] = plan_target
+    write_json_atomic(out_dir / "render_report.json", report)
     lib.record_render(track_number, render_id=f"{track_number}-{render_id}", plan_id=plan_id,
                       output_dir=str(out_dir), report=report)
     return report, out_dir
