@@ -86,7 +86,7 @@ def _file_sensor(name: str, subfolder: str, description: str):
         cursor["seen"] = flat
         context.update_cursor(json.dumps(cursor))
         if not runs:
-            parts = [f"{waiting} file(s) still changing, waiting one more tick" if waiting else "",
+            parts = [f"{waiting} file(s) new or still changing, looking again next tick" if waiting else "",
                      f"{known} complete file(s) already in the library unchanged" if known else ""]
             reason = "; ".join(filter(None, parts)) or f"no new complete audio files in Tracks/*/{subfolder}/"
             return dg.SkipReason(reason)

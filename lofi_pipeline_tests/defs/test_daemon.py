@@ -10,8 +10,14 @@ succeed and checks, in the run and in the DuckDB library, that the dropped
 song was imported, the track's mix plan and gap report were rebuilt, and the
 growing file was left alone until its size stopped changing.
 
-Bounded: the daemon test fails after DEADLINE_S seconds of waiting and always
-kills the process group it started (daemon, code server and run workers).
+Bounded: building the library takes ~25 s, then the test waits at most
+DEADLINE_S (120 s) after starting the daemon (both runs took ~70 s here) and
+always stops the process group it started (daemon, code server, run workers),
+checking that none of it outlives the test.
+
+Two fast tests at the end pin the sensor rules the daemon test relies on: the
+interval variable, and a fresh cursor (a new instance) not re-requesting songs
+the library already holds.
 """
 
 from __future__ import annotations
@@ -31,11 +37,11 @@ import yaml
 
 from lofi_pipeline.core.library import Library
 from lofi_pipeline.core.synth import synthesize_song, write_audio
-from lofi_pipeline.defs.sensors import INTERVAL_ENV
+from lofi_pipeline.core.errors import ConfigError
+from lofi_pipeline.defs.resources import build_resources
+from lofi_pipeline.defs.sensors import INTERVAL_ENV, file_sensor_interval, song_files_sensor
 from lofi_pipeline.runner import INSTANCE_YAML, run_job
 from lofi_pipeline.settings import Settings
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 TRACK = 101
@@ -117,15 +123,30 @@ def _stop(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=15)
+    for _ in range(50):
+        alive = _living_members(proc.pid)
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes {alive} of dagster-daemon's group {proc.pid} outlived SIGKILL")
+
+
+def _living_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (read from /proc; [] where there is none)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
 
 
 def _tail(log: Path, lines: int = 25) -> str:
     text = log.read_text(errors="replace") if log.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(filters=dg.RunsFilter(tags={"lofi/trigger": SENSOR})))
 
 
 def _failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
@@ -136,45 +157,44 @@ def _failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     return "no step failure recorded"
 
 
+def _sensor_state(instance: dg.DagsterInstance):
+    return next((s for s in instance.all_instigator_state() if s.name == SENSOR), None)
+
+
+def _last_tick(instance: dg.DagsterInstance) -> str:
+    state = _sensor_state(instance)
+    if state is None:
+        return "the sensor never ticked"
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+    return ", ".join(f"{t.status.value} ({t.skip_reason or t.error or ''})" for t in ticks) or "none"
+
+
 def _wait_for_success(instance, proc, log, deadline, *, count: int, grower: _GrowingFile | None) -> dg.DagsterRun:
     """The ``count``-th run of the sensor once it succeeded (fails on a failed run or at the deadline)."""
     while True:
         assert proc.poll() is None, f"dagster-daemon exited with {proc.returncode}:\n{_tail(log)}"
         assert grower is None or not grower.ran_out, "the growing file stopped growing before the run ended"
-        runs = sorted(_sensor_runs(instance), key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
-        assert len(runs) <= count, f"more sensor runs than expected: {[r.tags for r in runs]}"
-        if len(runs) == count:
-            run = instance.get_run_by_id(runs[-1].run_id)
+        records = sorted(instance.get_run_records(filters=dg.RunsFilter(tags={"lofi/trigger": SENSOR})),
+                         key=lambda r: r.create_timestamp)
+        assert len(records) <= count, f"more sensor runs than expected: {[r.dagster_run.tags for r in records]}"
+        if len(records) == count:
+            run = records[-1].dagster_run
             if run.status == dg.DagsterRunStatus.SUCCESS:
                 return run
             assert run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED), (
                 f"run {run.run_id[:8]} {run.status.value}: {_failure(instance, run)}")
         if time.monotonic() > deadline:
-            tick = [t for t in instance.get_ticks(_sensor_origin_id(instance), _sensor_selector_id(instance))][:1]
-            pytest.fail(f"no successful {SENSOR} run #{count} within {DEADLINE_S:.0f} s; "
-                        f"runs: {[(r.run_id[:8], r.status.value) for r in runs]}; last tick: "
-                        f"{[(t.status.value, t.skip_reason) for t in tick]}\ndaemon log:\n{_tail(log)}")
+            pytest.fail(f"no successful {SENSOR} run #{count} within {DEADLINE_S:.0f} s of starting the daemon; "
+                        f"runs: {[(r.dagster_run.run_id[:8], r.dagster_run.status.value) for r in records]}; "
+                        f"last tick: {_last_tick(instance)}\ndaemon log:\n{_tail(log)}")
         time.sleep(1.0)
-
-
-def _sensor_state(instance: dg.DagsterInstance):
-    return next((s for s in instance.all_instigator_state() if s.name == SENSOR), None)
-
-
-def _sensor_origin_id(instance):
-    state = _sensor_state(instance)
-    return state.instigator_origin_id if state else ""
-
-
-def _sensor_selector_id(instance):
-    state = _sensor_state(instance)
-    return state.selector_id if state else ""
 
 
 def _track_rows(lib: Library, table: str, column: str):
     return lib.df(f"SELECT {column} FROM {table} WHERE track_number = ?", [TRACK])
 
 
+@pytest.mark.slow
 def test_daemon_imports_a_dropped_song_and_refreshes_plan_and_gaps(tmp_path: Path, lofi_home: Settings):
     settings = lofi_home
     songs = _build_library(settings)
@@ -198,6 +218,11 @@ def test_daemon_imports_a_dropped_song_and_refreshes_plan_and_gaps(tmp_path: Pat
         {**INSTANCE_YAML, "run_coordinator": {"module": "dagster._core.run_coordinator",
                                               "class": "QueuedRunCoordinator",
                                               "config": {"dequeue_interval_seconds": 1}}}))
+    # Create the instance's SQLite storages here first: two processes creating them at
+    # once can race (one sees "table already exists" and the daemon dies).
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    assert instance.get_runs(limit=1) == [] and _sensor_state(instance) is None
+    instance.get_latest_materialization_event(dg.AssetKey("mix_plan"))
     log = tmp_path / "daemon.log"
     start = time.monotonic()
     deadline = start + DEADLINE_S
@@ -209,7 +234,6 @@ def test_daemon_imports_a_dropped_song_and_refreshes_plan_and_gaps(tmp_path: Pat
         os.replace(hidden, dropped)
         grower.start()
 
-        instance = dg.DagsterInstance.from_config(str(dagster_home))
         run = _wait_for_success(instance, proc, log, deadline, count=1, grower=grower)
         first_s = time.monotonic() - start
 
@@ -252,3 +276,47 @@ def test_daemon_imports_a_dropped_song_and_refreshes_plan_and_gaps(tmp_path: Pat
         grower.finish.set()
         _stop(proc)
     assert proc.poll() is not None
+
+
+# ---------------------------------------------------------------- the rules behind it (fast)
+
+def test_interval_comes_from_the_environment():
+    assert file_sensor_interval({}) == 30
+    assert file_sensor_interval({INTERVAL_ENV: " 5 "}) == 5
+    for bad in ("0", "-5", "1.5", "five", "100000"):
+        with pytest.raises(ConfigError, match=INTERVAL_ENV):
+            file_sensor_interval({INTERVAL_ENV: bad})
+
+
+def _tick(instance, library, cursor):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"library": library})
+    return song_files_sensor(ctx), ctx.cursor
+
+
+def test_fresh_cursor_requests_only_songs_the_library_does_not_hold(lofi_home: Settings):
+    from lofi_pipeline.core import catalog
+    from lofi_pipeline.core.audio import analyze_files
+
+    songs = Path(lofi_home.tracks_dir) / "12" / "Songs"
+    held = write_audio(synthesize_song(bpm=80, key="A minor", seconds=4, sr=22050, seed=1), 22050,
+                       songs / "A_1_1_12a.wav")
+    lib = Library(lofi_home.duckdb_path, home=lofi_home.home)
+    scan = catalog.scan_for_import([held], known={}, versions={}, analyzer_version="")
+    lib.upsert_songs(12, catalog.feature_frame([], analyze_files(scan.to_analyze, workers=1)),
+                     filename_fields=catalog.filename_fields, describe=catalog.describe_songs)
+    instance, library = dg.DagsterInstance.ephemeral(), build_resources(lofi_home)["library"]
+
+    result, cursor = _tick(instance, library, None)  # a new instance: the sensor knows nothing
+    assert isinstance(result, dg.SkipReason) and "still changing" in result.skip_message
+    result, cursor = _tick(instance, library, cursor)
+    assert isinstance(result, dg.SkipReason)
+    assert "1 complete file(s) already in the library" in result.skip_message
+
+    new = write_audio(synthesize_song(bpm=84, key="C major", seconds=4, sr=22050, seed=2), 22050,
+                      songs / "A_1_2_12a.wav")
+    os.utime(held, (1_700_000_000, 1_700_000_000))  # touched: no longer the state the library holds
+    _, cursor = _tick(instance, library, cursor)
+    result, cursor = _tick(instance, library, cursor)
+    [request] = result.run_requests
+    assert request.run_config["ops"]["audio_features"]["config"]["folders"] == sorted([str(held), str(new)])
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
