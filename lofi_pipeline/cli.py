@@ -47,7 +47,7 @@ def _warn(message: object) -> None:
     from lofi_pipeline.core.secrets import scrub
 
     err.print("[yellow]warning:[/yellow] ", end="")
-    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False)
+    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False, soft_wrap=True)
 
 
 class _LofiGroup(typer.core.TyperGroup):
