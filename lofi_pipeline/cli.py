@@ -157,6 +157,8 @@ class _RunProgress:
     """
 
     _LINE = re.compile(r"^\[progress\] ([\w-]+) (\d+)/(\d+)\s*(.*)$")
+    # Dagster's orchestration warnings (logged as plain lines, not events): the error line covers them.
+    _FRAMEWORK = re.compile(r"^Dependencies for step \S+ (failed|were not executed)")
 
     def __init__(self, title: str):
         self.title = title
@@ -176,7 +178,7 @@ class _RunProgress:
         elif VERBOSE:
             err.print(_CONTROL.sub("", scrub(message)), style="dim" if level < 30 else "yellow",
                       markup=False, highlight=False, soft_wrap=True)
-        elif level >= 30 and not from_dagster and message not in self.said:
+        elif level >= 30 and not from_dagster and not self._FRAMEWORK.match(message) and message not in self.said:
             self.said.add(message)  # our assets' warnings (a bad file, a plan note, a lock wait), once
             _warn(message)
 
@@ -692,10 +694,19 @@ def demo(folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to 
                 err.print(message, markup=False, highlight=False)
 
         summary = run_demo(_settings(library=False), render=render_demo, say=say)
-    # One line per item, paths unwrapped: a narrow terminal must not cut off what to open.
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    """The demo's results as lines (a narrow table would cut off the paths it tells you to open)."""
     out.print("[bold]lofi demo[/bold]")
     for k, v in summary.items():
-        out.print(f"  {k}: {safe(v)}", soft_wrap=True, highlight=False)
+        text = str(v)
+        if "/" in text or os.sep in text:  # a path: on a line of its own, folded, never cut
+            out.print(f"  {safe(k)}:", highlight=False)
+            out.print(f"    {safe(text)}", highlight=False, overflow="fold")
+        else:
+            out.print(f"  {safe(k)}: {safe(text)}", highlight=False)
 
 
 @app.command()
