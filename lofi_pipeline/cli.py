@@ -799,7 +799,26 @@ def _print_plan(plan) -> None:
 
 
 def main() -> None:
-    app()
+    """The `lofi` entry point.
+
+    After a command that launched a job, the interpreter's own teardown (module
+    finalizers of torch, Dagster's storage, thread joins) costs about a second
+    and does nothing a finished command needs: output is flushed and the
+    process leaves at once. Everything a run writes is committed before this.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    if "dagster" in sys.modules:
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
