@@ -236,3 +236,50 @@ def test_commands_over_the_demo_library(demo_home, monkeypatch, tmp_path):
     assert lib.scalar("SELECT sum(times_used) FROM songs") == used > 0  # counted once per song per track
     bad = runner.invoke(app, ["publish", "--track", str(NEW_TRACK), "--url", "https://vimeo.com/1"])
     assert bad.exit_code == 1
+
+
+def test_progress_without_a_terminal_is_a_line_per_tenth():
+    from rich.console import Console
+
+    import lofi_pipeline.cli as cli
+
+    console = Console(file=__import__("io").StringIO(), force_terminal=False, width=80)
+    old, cli.err = cli.err, console
+    try:
+        progress = cli._RunProgress("import track 5")
+        for i in range(0, 201):
+            progress(f"[progress] analyse {i}/200 A_1_{i}_5a.mp3", 20, False)
+        progress("Started execution of step \"songs_table\".", 20, True)  # Dagster chatter: not shown
+        progress("Dependencies for step x failed: ['y']. Not executing.", 30, False)
+        progress("B_1_1_5a.mp3: not audio", 40, False)
+    finally:
+        cli.err = old
+    lines = console.file.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("analyse")] == ["analyse 1/200 (0 %)"] + [
+        f"analyse {20 * k}/200 ({10 * k} %)" for k in range(1, 11)]
+    assert lines[-1] == "warning: B_1_1_5a.mp3: not audio" and len(lines) == 12
+
+
+@pytest.mark.slow
+def test_render_reports_every_phase(demo_home):
+    """The demo's render run logs '[progress] <phase> i/n' for loudness, background, mix and check."""
+    import re
+
+    import dagster as dg
+
+    from lofi_pipeline.runner import prepare_instance
+
+    settings, _ = demo_home
+    instance = prepare_instance(settings)
+    runs = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name="render_job", statuses=[
+        dg.DagsterRunStatus.SUCCESS])) if r.tags.get("lofi/home") == str(settings.home)]
+    assert runs
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for record in instance.all_logs(runs[0].run_id):
+        m = re.match(r"^\[progress\] (\w+) (\d+)/(\d+)", record.user_message or "")
+        if m:
+            seen.setdefault(m[1], []).append((int(m[2]), int(m[3])))
+    assert set(seen) >= {"loudness", "background", "mix", "check"}
+    for phase, steps in seen.items():
+        assert steps[-1][0] == steps[-1][1] > 0, phase  # each phase reaches n/n
+        assert len(steps) <= 52, phase  # throttled: a line per 2 %, not one per second of audio
