@@ -59,8 +59,9 @@ class _LofiGroup(typer.core.TyperGroup):
     def parse_args(self, ctx, args):
         global VERBOSE
         flags = [a for a in args if a in ("--verbose", "-v")]
+        if ctx.parent is None:
+            VERBOSE = bool(flags)  # per invocation (tests invoke the app many times in one process)
         if flags and ctx.parent is None:
-            VERBOSE = True
             args = [a for a in args if a not in ("--verbose", "-v")]
             if not args:
                 args = ["--help"]
