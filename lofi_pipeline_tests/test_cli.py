@@ -283,3 +283,50 @@ def test_render_reports_every_phase(demo_home):
     for phase, steps in seen.items():
         assert steps[-1][0] == steps[-1][1] > 0, phase  # each phase reaches n/n
         assert len(steps) <= 52, phase  # throttled: a line per 2 %, not one per second of audio
+
+
+@pytest.mark.slow
+def test_ui_serves_on_the_given_port_without_supersession_warning(lofi_home, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LOFI_HOME": str(lofi_home.home),
+           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = tmp_path / "ui.err"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "lofi_pipeline.cli", "ui", "--port", str(port),
+                                 "--host", "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        deadline, name = time.monotonic() + 120, None
+        while time.monotonic() < deadline and name is None and proc.poll() is None:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/graphql", timeout=5, json={
+                    "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { location { name } } } } }"})
+                nodes = r.json()["data"]["repositoriesOrError"]["nodes"]
+                name = nodes[0]["location"]["name"] if nodes else None
+            except (httpx.HTTPError, KeyError, ValueError):
+                time.sleep(1)
+        assert name == "lofi_pipeline.definitions", log.read_text()[-2000:]
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2  # dagster-webserver and dagster-daemon
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        time.sleep(1)
+        assert all(not Path(f"/proc/{c}").exists() for c in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "superseded" not in text.lower() and "SupersessionWarning" not in text
