@@ -1,8 +1,14 @@
 """`lofi` — the command line over the same Dagster jobs the UI shows.
 
 Commands that run pipeline stages launch the project's jobs in-process against
-the library's Dagster instance (DAGSTER_HOME under data/), so their runs are
-visible in `dagster dev`. Errors print one line and exit with code 1.
+the library's Dagster instance (DAGSTER_HOME under data/), as runs of the
+project's code location, so they show under their job in the UI. Inputs are
+checked before anything is launched: a typo costs no run and no partition.
+Commands that only show what is stored (gaps, duration, stats, notion show,
+query --show) read the library and never import Dagster.
+
+Errors print one ``error:`` line on stderr and exit with code 1; Dagster's own
+step messages stay in the run's log (``--verbose`` shows them).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from lofi_pipeline.core.errors import LofiError
 out = Console()
 err = Console(stderr=True)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Show Dagster's step messages as the run goes (lofi --verbose / -v anywhere on the line).
+VERBOSE = False
 
 
 def _print_error(message: object) -> None:
@@ -39,11 +47,25 @@ def _warn(message: object) -> None:
     from lofi_pipeline.core.secrets import scrub
 
     err.print("[yellow]warning:[/yellow] ", end="")
-    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False)
+    err.print(_CONTROL.sub("", scrub(message)), markup=False, highlight=False, soft_wrap=True)
 
 
 class _LofiGroup(typer.core.TyperGroup):
-    """Turns a LofiError from any command into one red line and exit code 1."""
+    """Turns a LofiError from any command into one red line and exit code 1.
+
+    ``--verbose`` / ``-v`` is accepted anywhere on the command line.
+    """
+
+    def parse_args(self, ctx, args):
+        global VERBOSE
+        flags = [a for a in args if a in ("--verbose", "-v")]
+        if ctx.parent is None:
+            VERBOSE = bool(flags)  # per invocation (tests invoke the app many times in one process)
+        if flags and ctx.parent is None:
+            args = [a for a in args if a not in ("--verbose", "-v")]
+            if not args:
+                args = ["--help"]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -58,13 +80,48 @@ app = typer.Typer(help="Plan, reuse, render and re-file long-form lo-fi mixes.",
 notion_app = typer.Typer(help="Read Notion track pages.", no_args_is_help=True)
 app.add_typer(notion_app, name="notion")
 
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                help="Show Dagster's step messages as runs go.")] = False) -> None:
+    """Plan, reuse, render and re-file long-form lo-fi mixes."""
+    global VERBOSE
+    VERBOSE = VERBOSE or verbose
+
 TrackOpt = Annotated[int, typer.Option("--track", "-t", help="Track number (the Tracks/{N} folder).")]
 
 
-def _settings():
-    from lofi_pipeline.settings import Settings
+def _settings(*, library: bool = True):
+    """The settings of LOFI_HOME; unless ``library`` is False, refuse a folder that is not a library."""
+    from lofi_pipeline.settings import Settings, is_library, lofi_home, not_a_library_message
 
+    if library and not is_library(lofi_home()):
+        _fail(not_a_library_message(lofi_home()))
     return Settings.load()
+
+
+def _track(track: int, *, where: str = "--track") -> int:
+    """``track`` when the library can store it; else one error line (before anything runs)."""
+    from lofi_pipeline.core.tracknumbers import check_track_number
+
+    return check_track_number(track, where=where)
+
+
+def _known_track(track: int, lib=None):
+    """The track's stored plan; one error line when the track is not in the library."""
+    _track(track)
+    plan = (lib or _library()).load_plan(track)
+    if plan is None:
+        _fail(f"track {track} is not in the library; run `lofi import --track {track} --page …` first")
+    return plan
+
+
+def _planned_track(track: int, lib=None) -> None:
+    """One error line unless the track has a stored mix plan."""
+    lib = lib or _library()
+    _known_track(track, lib)
+    if lib.load_mix_plan(track) is None:
+        _fail(f"track {track}: no mix plan yet; run `lofi query --track {track}` first")
 
 
 def _library(settings=None):
@@ -72,7 +129,16 @@ def _library(settings=None):
     from lofi_pipeline.core.library import Library
 
     s = settings or _settings()
-    return Library(s.duckdb_path, home=s.home, on_wait=_warn)
+    return Library(s.duckdb_path, home=s.home, on_wait=_warn_once)
+
+
+_SAID: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        _warn(message)
 
 
 def safe(text: object) -> str:
@@ -83,9 +149,17 @@ def safe(text: object) -> str:
 
 
 class _RunProgress:
-    """A Rich progress bar fed by '[progress] <task> i/n ...' lines from Dagster run logs."""
+    """Feedback while a Dagster run goes, from its log lines.
 
-    _LINE = re.compile(r"^\[progress\] (\w+) (\d+)/(\d+)\s*(.*)$")
+    '[progress] <task> i/n item' lines become Rich bars in a terminal, and a
+    line per 10 % of each task otherwise (a log file or CI still sees the run
+    move). Warnings our assets log become ``warning:`` lines; Dagster's own step
+    messages are left in the run's log unless ``--verbose``.
+    """
+
+    _LINE = re.compile(r"^\[progress\] ([\w-]+) (\d+)/(\d+)\s*(.*)$")
+    # Dagster's orchestration warnings (logged as plain lines, not events): the error line covers them.
+    _FRAMEWORK = re.compile(r"^Dependencies for step \S+ (failed|were not executed)")
 
     def __init__(self, title: str):
         self.title = title
@@ -93,18 +167,33 @@ class _RunProgress:
                                  TextColumn("{task.fields[item]}"), TimeElapsedColumn(), console=err,
                                  transient=False, disable=not err.is_terminal)
         self.tasks: dict[str, int] = {}
+        self.tenths: dict[str, int] = {}
+        self.said: set[str] = set()
 
-    def __call__(self, message: str, level: int) -> None:
+    def __call__(self, message: str, level: int, from_dagster: bool = False) -> None:
+        from lofi_pipeline.core.secrets import scrub
+
         m = self._LINE.match(message)
         if m:
-            name, done, total, item = m[1], int(m[2]), int(m[3]), m[4]
+            self._advance(m[1], int(m[2]), int(m[3]), m[4])
+        elif VERBOSE:
+            err.print(_CONTROL.sub("", scrub(message)), style="dim" if level < 30 else "yellow",
+                      markup=False, highlight=False, soft_wrap=True)
+        elif level >= 30 and not from_dagster and not self._FRAMEWORK.match(message) and message not in self.said:
+            self.said.add(message)  # our assets' warnings (a bad file, a plan note, a lock wait), once
+            _warn(message)
+
+    def _advance(self, name: str, done: int, total: int, item: str) -> None:
+        if err.is_terminal:
             if name not in self.tasks:
                 self.tasks[name] = self.progress.add_task(name, total=total, item="")
-            self.progress.update(self.tasks[name], completed=done, total=total, item=item[:40])
-        elif level >= 30:  # warnings and errors from the run
-            from lofi_pipeline.core.secrets import scrub
-
-            err.print(_CONTROL.sub("", scrub(message)), style="yellow", markup=False, highlight=False)
+            self.progress.update(self.tasks[name], completed=done, total=total, item=safe(item[:40]))
+            return
+        tenth = 10 * done // total if total else 10
+        if tenth > self.tenths.get(name, -1) and (done or not total):
+            self.tenths[name] = tenth
+            err.print(f"{name} {done}/{total} ({100 * done // total if total else 100} %)",
+                      markup=False, highlight=False)
 
     def __enter__(self):
         from lofi_pipeline import runner
@@ -112,7 +201,7 @@ class _RunProgress:
         runner.LOG_LISTENERS.append(self)
         self.progress.start()
         if not err.is_terminal:
-            err.print(f"{self.title} …")
+            err.print(f"{self.title} …", markup=False, highlight=False)
         return self
 
     def __exit__(self, *exc):
@@ -122,11 +211,14 @@ class _RunProgress:
         runner.LOG_LISTENERS.remove(self)
 
 
-def _run(job: str, *, partition: int | None = None, run_config: dict | None = None, title: str = ""):
+def _run(job: str, *, partition: int | None = None, run_config: dict | None = None, title: str = "",
+         settings=None):
+    """Launch ``job`` as a run of the code location; inputs must be checked before this."""
     from lofi_pipeline.runner import run_job
 
+    settings = settings or _settings()
     with _RunProgress(title or job):
-        return run_job(_settings(), job, partition=partition, run_config=run_config)
+        return run_job(settings, job, partition=partition, run_config=run_config, on_notice=_warn)
 
 
 def _track_dir(track: int) -> Path:
@@ -149,7 +241,7 @@ def init() -> None:
     from lofi_pipeline.runner import prepare_instance
     from lofi_pipeline.settings import SETTINGS_FILE, default_settings_text
 
-    s = _settings()
+    s = _settings(library=False)
     cfg = s.home / SETTINGS_FILE
     if not cfg.exists():
         cfg.write_text(default_settings_text())
@@ -174,13 +266,19 @@ def import_(
         return _import_all(parent, force)
     if track is None:
         _fail("--track N is required (or --all --parent URL)")
+    _track(track)
+    s = _settings()
+    if songs_dir is not None and not songs_dir.is_dir():
+        _fail(f"{songs_dir}: folder not found (--songs-dir)")
+    _check_page(track, page, s)
     run_config = {"ops": {
         "notion_pages": {"config": {"page": page or "", "force": force}},
         "audio_features": {"config": {"folders": [str(songs_dir.resolve())] if songs_dir else [],
                                       "force": force}}}}
     from lofi_pipeline.runner import asset_metadata
 
-    result = _run("import_job", partition=track, run_config=run_config, title=f"import track {track}")
+    result = _run("import_job", partition=track, run_config=run_config, title=f"import track {track}",
+                  settings=s)
     plan = asset_metadata(result, "track_plans")
     feats = asset_metadata(result, "audio_features")
     songs = asset_metadata(result, "songs_table")
@@ -192,13 +290,50 @@ def import_(
     for w in plan.get("warnings") or []:
         _warn(w)
     if feats.get("errors"):
-        raise typer.Exit(code=1)
+        _fail(f"{feats.get('errors')} file(s) could not be analysed (listed above); the rest were imported")
+
+
+_PAGE_FILE_SUFFIXES = {".md", ".markdown", ".txt"}
+
+
+def _check_notion_token() -> None:
+    from lofi_pipeline.core.secrets import validate_token
+
+    if not os.environ.get("NOTION_TOKEN"):
+        _fail("reading a page from the Notion API needs a token: set NOTION_TOKEN "
+              "(or pass an exported .md file instead)")
+    validate_token(os.environ.get("NOTION_TOKEN"))
+
+
+def _check_page(track: int, page: Optional[str], settings) -> None:
+    """The page a run will read exists (a file) or has a Notion id's shape (a URL), before launching."""
+    from lofi_pipeline.core.notion import page_id_from_url
+
+    if page:
+        path = Path(page).expanduser()
+        if path.suffix.lower() in _PAGE_FILE_SUFFIXES or path.exists():
+            if not path.is_file():
+                _fail(f"{page}: page file not found (expected a Notion Markdown export)")
+            return
+        page_id_from_url(page)
+        _check_notion_token()
+        return
+    export_dir = settings.path(settings.notion.get("export_dir"))
+    if not _library(settings).page_ref(track) and not (export_dir and Path(export_dir).is_dir()):
+        _fail(f"track {track}: no page given and none known; pass --page URL_OR_FILE")
 
 
 def _import_all(parent: Optional[str], force: bool) -> None:
-    from lofi_pipeline.defs.resources import build_resources
+    from lofi_pipeline.core.notion import page_id_from_url
 
     s = _settings()
+    parent = parent or s.notion.get("parent")
+    if not parent:
+        _fail("no Notion parent page or database: set notion.parent in lofi.yaml or pass --parent URL")
+    page_id_from_url(parent)
+    _check_notion_token()
+    from lofi_pipeline.defs.resources import build_resources
+
     notion = build_resources(s)["notion"]
     pages = notion.list_pages(parent)
     imported = 0
@@ -211,7 +346,7 @@ def _import_all(parent: Optional[str], force: bool) -> None:
                       "no track number in its title")
             continue
         _run("notion_sync_job", partition=n, run_config={"ops": {"notion_pages": {"config": {
-            "page": page["id"], "force": force}}}}, title=f"page of track {n}")
+            "page": page["id"], "force": force}}}}, title=f"page of track {n}", settings=s)
         imported += 1
     out.print(f"{imported} track page(s) imported from {len(pages)} page(s)")
 
@@ -288,6 +423,32 @@ def _query_json(track: int) -> dict:
             "prompts_matched": int(m.prompt_order.nunique()) if len(m) else 0, "results": results}
 
 
+def _check_query_options(*, top_k, min_similarity, duration, bpm_min, bpm_max, key, arc, tags) -> None:
+    from lofi_pipeline.core.tracknumbers import MAX_STORED_INT
+
+    if top_k is not None and not 1 <= top_k <= 1000:
+        _fail(f"--top-k {top_k}: expected a number of matches from 1 to 1000")
+    if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
+        _fail(f"--min-similarity {min_similarity:g}: expected a cosine similarity from -1 to 1")
+    if duration is not None and not 0 < duration <= 12 * 60:
+        _fail(f"--duration {duration:g}: expected minutes, more than 0 and at most 720")
+    for name, bpm in (("--bpm-min", bpm_min), ("--bpm-max", bpm_max)):
+        if bpm is not None and not 0 < bpm <= 400:
+            _fail(f"{name} {bpm:g}: expected a tempo from 1 to 400 BPM")
+    if bpm_min is not None and bpm_max is not None and bpm_min > bpm_max:
+        _fail(f"--bpm-min {bpm_min:g} is above --bpm-max {bpm_max:g}")
+    if arc is not None and not 1 <= arc <= MAX_STORED_INT:
+        _fail(f"--arc {arc}: expected an arc number from 1 to {MAX_STORED_INT}")
+    if key:
+        from lofi_pipeline.core.matching import to_camelot
+
+        if to_camelot(key) is None:
+            _fail(f"--key '{key}': expected a key such as 'A minor', 'F# major' or a Camelot code such as 8A")
+    for t in tags or []:
+        if not t.strip():
+            _fail("--tag '': expected a vibe tag or mood keyword")
+
+
 @app.command()
 def query(
     track: TrackOpt,
@@ -304,6 +465,11 @@ def query(
     show: Annotated[bool, typer.Option("--show", help="Show the stored matches; run nothing.")] = False,
 ) -> None:
     """Match library songs to every prompt of a track, plan the mix and report the gaps."""
+    _track(track)
+    if not show:
+        _check_query_options(top_k=top_k, min_similarity=min_similarity, duration=duration, bpm_min=bpm_min,
+                             bpm_max=bpm_max, key=key, arc=arc, tags=tag)
+    _known_track(track)
     if not show:
         cfg = {"reuse_stored": False, "top_k": top_k or 0,
                "min_similarity": -1.0 if min_similarity is None else min_similarity,
@@ -332,6 +498,7 @@ def query(
 def gaps(track: TrackOpt,
          as_json: Annotated[bool, typer.Option("--json", help="Print the stored report as JSON.")] = False) -> None:
     """Show which prompts still need new songs, from the stored gap report (nothing is re-run)."""
+    _track(track)
     report = _library().load_gap_report(track)
     if report is None:
         _fail(f"track {track}: no gap report yet; run `lofi query --track {track}` (or import its songs)")
@@ -362,6 +529,7 @@ def scaffold(track: TrackOpt,
     """Create Tracks/{N}/ (Songs, Rendered, Video, metadata/track.json, README.md) from the page."""
     from lofi_pipeline.core.trackdir import scaffold_track
 
+    _track(track)
     s = _settings()
     plan = _library(s).load_plan(track)
     if plan is None:
@@ -383,6 +551,7 @@ def duration(track: Annotated[Optional[int], typer.Option("--track", "-t")] = No
     if track is None and folder is None:
         _fail("give --track N or --dir FOLDER")
     if track is not None:
+        _track(track)
         stored = _library().load_mix_plan(track)
         if stored is not None:
             header, entries = stored
@@ -419,6 +588,7 @@ def prepare_render(track: TrackOpt,
 
     if mode and mode not in {"copy", "hardlink", "move"}:
         _fail(f"--mode '{mode}': expected copy, hardlink or move")
+    _planned_track(track)
     result = _run("prepare_job", partition=track, title=f"prepare track {track}",
                   run_config={"ops": {"render_folder": {"config": {"mode": mode or ""}}}})
     meta = asset_metadata(result, "render_folder")
@@ -435,7 +605,9 @@ def render(track: TrackOpt,
     from lofi_pipeline.core.planning import render_target_seconds
     from lofi_pipeline.runner import asset_metadata
 
+    _track(track)
     render_target_seconds(duration)  # validate before launching
+    _planned_track(track)
     result = _run("render_job", partition=track, title=f"render track {track}",
                   run_config={"ops": {"rendered_mix": {"config": {"duration": duration,
                                                                   "allow_missing": allow_missing}}}})
@@ -452,7 +624,10 @@ def post_render(track: TrackOpt,
     """Import new audio files from Tracks/{N}/Rendered (or --dir) into the library."""
     from lofi_pipeline.runner import asset_metadata
 
+    _known_track(track)
     folder = folder or _track_dir(track) / "Rendered"
+    if not folder.is_dir():
+        _fail(f"{folder}: folder not found (nothing rendered yet?)")
     result = _run("songs_job", partition=track, title=f"post-render track {track}",
                   run_config={"ops": {"audio_features": {"config": {"folders": [str(folder.resolve())]}}}})
     feats = asset_metadata(result, "audio_features")
@@ -470,6 +645,7 @@ def publish(track: TrackOpt,
     from lofi_pipeline.core.files import write_json_atomic
     from lofi_pipeline.core.publishing import validate_youtube_url
 
+    _track(track)
     video_id = validate_youtube_url(url)
     try:
         day = datetime.strptime(date, "%Y-%m-%d") if date else None
@@ -518,22 +694,69 @@ def demo(folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to 
             else:
                 err.print(message, markup=False, highlight=False)
 
-        summary = run_demo(_settings(), render=render_demo, say=say)
-    table = Table("", "", title="lofi demo")
+        summary = run_demo(_settings(library=False), render=render_demo, say=say)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    """The demo's results as lines (a narrow table would cut off the paths it tells you to open)."""
+    out.print("[bold]lofi demo[/bold]")
     for k, v in summary.items():
-        table.add_row(k, str(v))
-    out.print(table)
+        text = str(v)
+        if "/" in text or os.sep in text:  # a path: on a line of its own, folded, never cut
+            out.print(f"  {safe(k)}:", highlight=False)
+            out.print(f"    {safe(text)}", highlight=False, overflow="fold")
+        else:
+            out.print(f"  {safe(k)}: {safe(text)}", highlight=False)
 
 
 @app.command()
-def ui() -> None:
-    """Start the Dagster UI (dagster dev) on this library's instance."""
-    from lofi_pipeline.runner import prepare_instance
+def ui(port: Annotated[int, typer.Option("--port", "-p", help="Port of the web UI.")] = 3000,
+       host: Annotated[str, typer.Option("--host", "-h", help="Address to listen on.")] = "127.0.0.1") -> None:
+    """Start the Dagster UI and its daemon (sensors, queued runs) on this library's instance.
 
+    Dagster 1.13 marks `dagster dev` superseded (by `dg dev`, which needs a dg
+    project folder, not a library folder), so this starts what both of them
+    start: `dagster-webserver` and `dagster-daemon run`, on the code location
+    `lofi_pipeline.definitions`. Ctrl-C stops both.
+    """
+    import signal
+    import subprocess
+
+    from lofi_pipeline.runner import CODE_LOCATION_MODULE, prepare_instance
+
+    if not 0 < port < 65536:
+        _fail(f"--port {port}: expected a port from 1 to 65535")
     s = _settings()
-    prepare_instance(s)  # sets DAGSTER_HOME for the child; LOFI_HOME is inherited
+    prepare_instance(s)  # sets DAGSTER_HOME for the children; LOFI_HOME is inherited
     os.environ["LOFI_HOME"] = str(s.home)
-    os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-m", "lofi_pipeline.definitions"])
+    target = ["-m", CODE_LOCATION_MODULE]
+    webserver = subprocess.Popen([sys.executable, "-m", "dagster_webserver", *target, "-h", host, "-p", str(port)])
+    daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", *target])
+    out.print(f"Dagster UI on http://{host}:{port} (library {safe(s.home)}); Ctrl-C stops it")
+    died = None
+    try:
+        while died is None:
+            try:
+                webserver.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            died = next((n for n, p in (("dagster-webserver", webserver), ("dagster-daemon", daemon))
+                         if p.poll() is not None), None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (webserver, daemon):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in (webserver, daemon):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if died:
+        _fail(f"{died} stopped by itself (exit code {(webserver if died == 'dagster-webserver' else daemon).returncode}); "
+              "its messages are above")
 
 
 # --------------------------------------------------------------------------- notion
@@ -555,6 +778,7 @@ def notion_parse(path: Annotated[Path, typer.Argument(help="A Notion Markdown ex
 @notion_app.command("show")
 def notion_show(track: Annotated[int, typer.Argument(help="Track number.")]) -> None:
     """Show an imported track's arcs and prompts as a tree."""
+    _track(track, where="track")
     plan = _library().load_plan(track)
     if plan is None:
         _fail(f"track {track} is not in the library")
@@ -576,7 +800,26 @@ def _print_plan(plan) -> None:
 
 
 def main() -> None:
-    app()
+    """The `lofi` entry point.
+
+    After a command that launched a job, the interpreter's own teardown (module
+    finalizers of torch, Dagster's storage, thread joins) costs about a second
+    and does nothing a finished command needs: output is flushed and the
+    process leaves at once. Everything a run writes is committed before this.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    if "dagster" in sys.modules:
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

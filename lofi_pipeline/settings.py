@@ -44,6 +44,25 @@ def lofi_home() -> Path:
     return Path(os.environ.get("LOFI_HOME") or os.getcwd()).resolve()
 
 
+def is_library(home: Path | str) -> bool:
+    """True when ``home`` holds a library: its settings file, or the database at the default place.
+
+    A library built by ``lofi init`` has ``lofi.yaml``; one built by an older
+    version or by the demo may have only ``data/lofi.duckdb``.
+    """
+    home = Path(home)
+    return (home / SETTINGS_FILE).is_file() or (home / "data" / "lofi.duckdb").is_file()
+
+
+def not_a_library_message(home: Path | str) -> str:
+    """The one-line refusal for a folder that is not a library (home shown as ~)."""
+    shown = str(home)
+    user = str(Path.home())
+    if shown == user or shown.startswith(user + os.sep):
+        shown = "~" + shown[len(user):]
+    return f"no {SETTINGS_FILE} in {shown} — run `lofi init` there, or set LOFI_HOME"
+
+
 def default_settings_text() -> str:
     """The packaged default lofi.yaml, comments included (``lofi init`` writes it)."""
     return resources.files("lofi_pipeline").joinpath("settings_default.yaml").read_text()

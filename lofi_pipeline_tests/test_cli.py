@@ -24,18 +24,134 @@ def test_every_command_has_help(command):
     assert "Usage" in result.output
 
 
+def _one_error_line(result) -> str:
+    """The failed command's stderr is one ``error:`` line (besides the run's title line); it is returned."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.endswith(" …")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
 def test_errors_are_one_line_without_traceback(lofi_home):
-    result = runner.invoke(app, ["scaffold", "--track", "999"])
-    assert result.exit_code == 1
-    assert "track 999" in result.output and "Traceback" not in result.output
-    result = runner.invoke(app, ["render", "--track", "1", "--duration", "forever"])
-    assert result.exit_code == 1 and "--duration 'forever'" in result.output
-    result = runner.invoke(app, ["import", "--track", "5", "--page", str(lofi_home.home / "missing.md")])
-    assert result.exit_code == 1
-    assert "missing.md" in result.output and "Traceback" not in result.output
-    result = runner.invoke(app, ["import", "--track", "101", "--page", str(demo_pages()[101]),
-                                 "--songs-dir", str(lofi_home.home / "no_such_folder")])
-    assert result.exit_code == 1 and "no_such_folder" in result.output
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert "track 999" in _one_error_line(runner.invoke(app, ["scaffold", "--track", "999"]))
+    line = _one_error_line(runner.invoke(app, ["render", "--track", "1", "--duration", "forever"]))
+    assert "--duration 'forever'" in line
+    line = _one_error_line(runner.invoke(app, ["import", "--track", "5", "--page",
+                                               str(lofi_home.home / "missing.md")]))
+    assert "missing.md" in line
+    line = _one_error_line(runner.invoke(app, ["import", "--track", "101", "--page", str(demo_pages()[101]),
+                                               "--songs-dir", str(lofi_home.home / "no_such_folder")]))
+    assert "no_such_folder" in line
+
+
+def test_a_failing_run_prints_one_error_line_and_verbose_shows_dagster(lofi_home, tmp_path):
+    """A run that fails inside a step: Dagster's step messages stay in the run's log unless --verbose."""
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    page = tmp_path / "Track 5.md"
+    page.write_bytes(b"\xff\xfe\x00 not a page \x00\xff")
+    line = _one_error_line(runner.invoke(app, ["import", "--track", "5", "--page", str(page)]))
+    assert "run " in line and "Dagster UI" in line  # the run has the details
+    verbose = runner.invoke(app, ["--verbose", "import", "--track", "5", "--page", str(page)])
+    assert verbose.exit_code == 1
+    assert sum(line.startswith("error: ") for line in verbose.stderr.splitlines()) == 1
+    assert "notion_pages" in verbose.stderr and len(verbose.stderr.splitlines()) > 3
+
+
+def test_error_text_is_scrubbed(lofi_home, monkeypatch):
+    token = "secret_canary0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+    monkeypatch.setenv("NOTION_TOKEN", token)
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    line = _one_error_line(runner.invoke(app, ["import", "--track", "5", "--page", f"{token}.md"]))
+    assert token not in line and "***" in line
+
+
+def test_a_folder_that_is_not_a_library_is_refused(tmp_path, monkeypatch):
+    typo = tmp_path / "lofi-typo"
+    typo.mkdir()
+    monkeypatch.setenv("LOFI_HOME", str(typo))
+    for command in (["stats"], ["gaps", "--track", "1"], ["query", "--track", "1"], ["embed"],
+                    ["notion", "show", "1"], ["import", "--track", "1", "--page", "x.md"], ["ui"]):
+        line = _one_error_line(runner.invoke(app, command))
+        assert f"no lofi.yaml in {typo}" in line and "lofi init" in line and "LOFI_HOME" in line
+    assert list(typo.iterdir()) == []  # nothing was created there
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert runner.invoke(app, ["stats"]).exit_code == 0
+
+
+def test_input_errors_cost_no_run_and_no_partition(lofi_home):
+    import time
+
+    import dagster as dg
+
+    from lofi_pipeline.runner import prepare_instance
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    instance = prepare_instance(lofi_home)
+    runs, partitions = instance.get_runs_count(), instance.get_dynamic_partitions("tracks")
+    for command in (["query", "--track", "77"], ["query", "--track", "99999999999"], ["query", "--track", "-5"],
+                    ["import", "--track", "77"], ["import", "--track", "-5", "--page", "x.md"],
+                    ["import", "--track", "77", "--page", "https://www.notion.so/no-id-here"],
+                    ["render", "--track", "77"], ["prepare-render", "--track", "77", "--mode", "teleport"],
+                    ["post-render", "--track", "77"], ["gaps", "--track", "99999999999"],
+                    ["query", "--track", "77", "--top-k", "0"], ["query", "--track", "77", "--key", "H minor"],
+                    ["publish", "--track", "-1", "--url", "https://youtu.be/dQw4w9WgXcQ"]):
+        started = time.monotonic()
+        line = _one_error_line(runner.invoke(app, command))
+        assert time.monotonic() - started < 1.0, (command, line)
+    assert instance.get_runs_count() == runs
+    assert instance.get_dynamic_partitions("tracks") == partitions
+    assert not instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": "77"}))
+
+
+def test_read_only_commands_never_import_dagster_or_the_model(demo_home):
+    """gaps, duration, stats, notion show and query --show read the library: no Dagster, torch or model."""
+    import subprocess
+    import sys
+
+    settings, _ = demo_home
+    code = f"""
+import json, sys, time
+from lofi_pipeline.cli import app
+took = {{}}
+for args in ({["gaps", "--track", str(NEW_TRACK)]!r}, {["duration", "--track", str(NEW_TRACK)]!r}, ["stats"],
+             {["notion", "show", str(NEW_TRACK)]!r}, {["query", "--track", str(NEW_TRACK), "--show"]!r}):
+    t = time.monotonic()
+    try:
+        app(args)
+    except SystemExit as e:
+        assert not e.code, (args, e.code)
+    took[args[0]] = time.monotonic() - t
+heavy = [m for m in ("dagster", "torch", "sentence_transformers") if m in sys.modules]
+print(json.dumps({{"heavy": heavy, "took": took}}), file=sys.stderr)
+"""
+    env = {**__import__("os").environ, "LOFI_HOME": str(settings.home)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    assert "files in" in proc.stdout and "songs to generate" in proc.stdout
+    # Warm figures (the first command pays for importing pandas and DuckDB); the benchmark has the cold ones.
+    assert all(seconds < 1.0 for name, seconds in report["took"].items() if name != "gaps"), report
+
+
+def test_demo_summary_fits_80_columns_without_cutting_paths():
+    from rich.console import Console
+
+    import lofi_pipeline.cli as cli
+
+    console = Console(width=80, record=True, file=open(__import__("os").devnull, "w"))
+    path = "/home/someone/a-rather-long-library-folder/Tracks/104/metadata/remaining-prompts.md"
+    old, cli.out = cli.out, console
+    try:
+        cli._print_summary({"remaining prompts": path, "songs imported": 30})
+    finally:
+        cli.out = old
+    text = console.export_text()
+    assert path in text.replace("\n", "")
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "…" not in text
 
 
 def test_init_creates_settings_and_schema(lofi_home):
@@ -120,3 +236,97 @@ def test_commands_over_the_demo_library(demo_home, monkeypatch, tmp_path):
     assert lib.scalar("SELECT sum(times_used) FROM songs") == used > 0  # counted once per song per track
     bad = runner.invoke(app, ["publish", "--track", str(NEW_TRACK), "--url", "https://vimeo.com/1"])
     assert bad.exit_code == 1
+
+
+def test_progress_without_a_terminal_is_a_line_per_tenth():
+    from rich.console import Console
+
+    import lofi_pipeline.cli as cli
+
+    console = Console(file=__import__("io").StringIO(), force_terminal=False, width=80)
+    old, cli.err = cli.err, console
+    try:
+        progress = cli._RunProgress("import track 5")
+        for i in range(0, 201):
+            progress(f"[progress] analyse {i}/200 A_1_{i}_5a.mp3", 20, False)
+        progress("Started execution of step \"songs_table\".", 20, True)  # Dagster chatter: not shown
+        progress("Dependencies for step x failed: ['y']. Not executing.", 30, False)
+        progress("B_1_1_5a.mp3: not audio", 40, False)
+    finally:
+        cli.err = old
+    lines = console.file.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("analyse")] == ["analyse 1/200 (0 %)"] + [
+        f"analyse {20 * k}/200 ({10 * k} %)" for k in range(1, 11)]
+    assert lines[-1] == "warning: B_1_1_5a.mp3: not audio" and len(lines) == 12
+
+
+@pytest.mark.slow
+def test_render_reports_every_phase(demo_home):
+    """The demo's render run logs '[progress] <phase> i/n' for loudness, background, mix and check."""
+    import re
+
+    import dagster as dg
+
+    from lofi_pipeline.runner import prepare_instance
+
+    settings, _ = demo_home
+    instance = prepare_instance(settings)
+    runs = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name="render_job", statuses=[
+        dg.DagsterRunStatus.SUCCESS])) if r.tags.get("lofi/home") == str(settings.home)]
+    assert runs
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for record in instance.all_logs(runs[0].run_id):
+        m = re.match(r"^\[progress\] (\w+) (\d+)/(\d+)", record.user_message or "")
+        if m:
+            seen.setdefault(m[1], []).append((int(m[2]), int(m[3])))
+    assert set(seen) >= {"loudness", "background", "mix", "check"}
+    for phase, steps in seen.items():
+        assert steps[-1][0] == steps[-1][1] > 0, phase  # each phase reaches n/n
+        assert len(steps) <= 52, phase  # throttled: a line per 2 %, not one per second of audio
+
+
+@pytest.mark.slow
+def test_ui_serves_on_the_given_port_without_supersession_warning(lofi_home, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LOFI_HOME": str(lofi_home.home),
+           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = tmp_path / "ui.err"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "lofi_pipeline.cli", "ui", "--port", str(port),
+                                 "--host", "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        deadline, name = time.monotonic() + 120, None
+        while time.monotonic() < deadline and name is None and proc.poll() is None:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/graphql", timeout=5, json={
+                    "query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { location { name } } } } }"})
+                nodes = r.json()["data"]["repositoriesOrError"]["nodes"]
+                name = nodes[0]["location"]["name"] if nodes else None
+            except (httpx.HTTPError, KeyError, ValueError):
+                time.sleep(1)
+        assert name == "lofi_pipeline.definitions", log.read_text()[-2000:]
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2  # dagster-webserver and dagster-daemon
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        time.sleep(1)
+        assert all(not Path(f"/proc/{c}").exists() for c in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "superseded" not in text.lower() and "SupersessionWarning" not in text

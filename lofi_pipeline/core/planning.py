@@ -193,11 +193,13 @@ def render_target_seconds(duration: str) -> tuple[str, float | None]:
 
 def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: str | Path,
                  options: dict[str, Any], allow_missing: bool = False,
-                 on_progress: Callable[[float], None] | None = None) -> tuple[dict[str, Any], Path]:
+                 on_progress: Callable[[float], None] | None = None,
+                 on_phase: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], Path]:
     """Render the stored plan exactly (``auto``), its first 5 minutes (``test``), or a re-plan to H hours.
 
     The report lists every placed entry and says which plan it rendered; the
-    render is recorded in the library (publish counts its songs).
+    render is recorded in the library (publish counts its songs). ``on_phase``
+    is passed to :func:`render_mix` (loudness, background, mix, check).
     """
     from lofi_pipeline.core.chapters import chapters_for_render, youtube_text
     from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
@@ -231,7 +233,7 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
                         ffmpeg_exe=options["ffmpeg_exe"], target_lufs=options["target_lufs"],
                         true_peak_db=options["true_peak_db"], fade_in=options["fade_in_seconds"],
                         fade_out=options["fade_out_seconds"], width=options["width"], height=options["height"],
-                        chapters=chapters, on_progress=on_progress).to_dict()
+                        chapters=chapters, on_progress=on_progress, on_phase=on_phase).to_dict()
     write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     # The report says which plan it rendered and that plan's target (auto renders the whole plan).
     report.update({"plan_id": plan_id, "render_mode": mode, "plan_target_seconds": plan_target,

@@ -290,11 +290,18 @@ def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, librar
     from lofi_pipeline.core.planning import render_track
 
     n = _track(context)
-    progress = views.ProgressLog(context, "render", 100)
+    shown: dict[str, int] = {}
+
+    def on_phase(name: str, done: int, total: int) -> None:
+        # A line per 2 % of each phase (the mix phase counts seconds: thousands of calls).
+        step = 50 * done // total if total else 50
+        if step > shown.get(name, -1):
+            shown[name] = step
+            context.log.info(f"[progress] {name} {done}/{total}")
+
     report, out_dir = render_track(library.library(), n, duration=config.duration,
                                    tracks_dir=library.tracks_dir, options=render.options(),
-                                   allow_missing=config.allow_missing,
-                                   on_progress=lambda f: progress.fraction(f))
+                                   allow_missing=config.allow_missing, on_phase=on_phase)
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in report.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
         "output_dir": dg.MetadataValue.path(str(out_dir))})

@@ -34,7 +34,8 @@ class LibraryResource(dg.ConfigurableResource):
     lock_timeout_seconds: float = 600.0
 
     def library(self) -> Library:
-        return Library(self.duckdb_path, home=self.home, lock_timeout=self.lock_timeout_seconds)
+        return Library(self.duckdb_path, home=self.home, lock_timeout=self.lock_timeout_seconds,
+                       on_wait=_say_lock_wait)
 
     def write_features(self, track_number: int | str, frame) -> str:
         """The features file of one import, replaced atomically (local path or object-store URL)."""
@@ -75,6 +76,18 @@ class LibraryResource(dg.ConfigurableResource):
     def page_paths(self, track_number: int | str) -> tuple[Path, Path]:
         base = Path(self.pages_dir) / f"track_{int(track_number)}"
         return base.with_suffix(".md"), base.with_suffix(".json")
+
+
+def _say_lock_wait(message: str) -> None:
+    """A run waits for the library lock: tell the lofi command that launched it (once) and the log."""
+    import logging
+
+    from lofi_pipeline import runner
+
+    for listener in list(runner.LOG_LISTENERS):
+        listener(message, logging.WARNING, False)
+    if not runner.LOG_LISTENERS:
+        logging.getLogger("lofi_pipeline").warning(message)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_webserver_graphql_lists_assets_jobs_and_cli_runs(lofi_home):
+def test_webserver_graphql_lists_assets_jobs_and_cli_runs_under_their_job(lofi_home):
     from lofi_pipeline.runner import run_job
 
     cli_run = run_job(lofi_home, "embed_job")  # what `lofi embed` launches
@@ -87,7 +87,7 @@ def test_webserver_graphql_lists_assets_jobs_and_cli_runs(lofi_home):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/graphql"
-        query = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name
+        query = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
                       jobs { name } assetNodes { assetKey { path } } } } } }"""
         deadline = time.monotonic() + 120
         data = None
@@ -109,6 +109,27 @@ def test_webserver_graphql_lists_assets_jobs_and_cli_runs(lofi_home):
                           timeout=30).json()["data"]["runsOrError"]["results"]
         mine = [r for r in runs if r["runId"] == cli_run.run_id]
         assert mine and mine[0]["jobName"] == "embed_job" and mine[0]["status"] == "SUCCESS"
+
+        # The job's Runs tab: runs of this job in this repository (filtered on the run's repository label).
+        location = data["location"]["name"]
+        job_runs = httpx.post(url, json={"query": """query($p: PipelineSelector!) {
+            pipelineOrError(params: $p) { ... on Pipeline { runs { runId } } } }""", "variables": {"p": {
+            "pipelineName": "embed_job", "repositoryName": data["name"], "repositoryLocationName": location}}},
+            timeout=30).json()["data"]["pipelineOrError"]["runs"]
+        assert cli_run.run_id in {r["runId"] for r in job_runs}
+        tab = httpx.post(url, json={"query": """query($f: RunsFilter) { runsOrError(filter: $f) {
+            ... on Runs { results { runId repositoryOrigin { repositoryName repositoryLocationName } } } } }""",
+            "variables": {"f": {"pipelineName": "embed_job", "tags": [
+                {"key": ".dagster/repository", "value": f"{data['name']}@{location}"}]}}},
+            timeout=30).json()["data"]["runsOrError"]["results"]
+        found = [r for r in tab if r["runId"] == cli_run.run_id]
+        # The Overview timeline places a run by its repository origin.
+        assert found and found[0]["repositoryOrigin"] == {"repositoryName": data["name"],
+                                                          "repositoryLocationName": location}
+        events = httpx.post(url, json={"query": """{ assetOrError(assetKey: {path: ["song_embeddings"]}) {
+            ... on Asset { assetMaterializations(limit: 10) { runId } } } }"""},
+            timeout=30).json()["data"]["assetOrError"]["assetMaterializations"]
+        assert cli_run.run_id in {e["runId"] for e in events}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
