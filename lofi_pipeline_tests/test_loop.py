@@ -141,7 +141,7 @@ def one_pass(home: Path, lib: Library, track: int) -> dict:
         assert e["start_seconds"] == pytest.approx(r.start_seconds, abs=0.01)
         assert e["length_seconds"] == pytest.approx(r.length_seconds, abs=0.01)
     assert report["duration_seconds"] == pytest.approx(header["duration_seconds"], abs=0.5)
-    assert render["plan_id"] == header["plan_id"]
+    assert render["plan_id"] == report["plan_id"] == header["plan_id"] and report["render_mode"] == "auto"
     assert (Path(render["output_dir"]) / "mix.mp4").is_file()
 
     distinct = {e["song_id"] for e in report["entries"]}

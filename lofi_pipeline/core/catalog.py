@@ -45,6 +45,43 @@ def filename_fields(filename: str) -> dict[str, object]:
             "source_track": name.source_track, "take": name.take, "name_warning": None}
 
 
+# Audio that is probably not a song: imported with a flag, left out of mix plans.
+NEAR_SILENT_LUFS = -50.0  # integrated loudness below this is near-silence
+SILENT_LUFS = -70.0  # EBU R128's absolute gate: nothing measurable below it
+MAX_SONG_MINUTES = 20.0  # a Suno song is 2-8 min; a file over this is a mix, a recording left running, ...
+
+
+def audio_flags(*, duration_seconds: float | None, loudness_lufs: float | None) -> list[str]:
+    """Why an analysed file looks like no song, one short warning per reason (empty: it looks fine).
+
+    ``loudness_lufs`` of None means the meter found nothing above its absolute
+    gate (−70 LUFS): silence. The library stores the list as ``songs.flags``;
+    planning leaves flagged songs out (see :func:`lofi_pipeline.core.planning.usable_songs`).
+    """
+    def number(v):
+        return None if v is None or (isinstance(v, float) and v != v) else float(v)
+
+    flags = []
+    lufs, seconds = number(loudness_lufs), number(duration_seconds)
+    if lufs is None or lufs < SILENT_LUFS:
+        flags.append(f"silent: no measurable loudness (below {SILENT_LUFS:g} LUFS)")
+    elif lufs < NEAR_SILENT_LUFS:
+        flags.append(f"near-silent: {lufs:.1f} LUFS (below {NEAR_SILENT_LUFS:g} LUFS)")
+    if seconds is not None and seconds > MAX_SONG_MINUTES * 60:
+        flags.append(f"too long: {seconds / 60:.1f} min (over {MAX_SONG_MINUTES:g} min)")
+    return flags
+
+
+def flagged(songs: "pd.DataFrame") -> "pd.Series":
+    """True for each row of the songs table that carries a flag (see :func:`audio_flags`)."""
+    import numpy as np
+    import pandas as pd
+
+    if "flags" not in songs.columns:
+        return pd.Series(False, index=songs.index, dtype=bool)
+    return songs["flags"].map(lambda f: isinstance(f, (list, tuple, np.ndarray)) and len(f) > 0).astype(bool)
+
+
 def list_audio_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
     """Audio files under the folders, and a warning per missing folder."""
     from lofi_pipeline.core.audio import iter_audio_files

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from lofi_pipeline.core.catalog import flagged
 from lofi_pipeline.core.errors import ConfigError, LofiError, RenderError
 from lofi_pipeline.core.library import Library
 from lofi_pipeline.core.models import SelectedSong, TrackPlan
@@ -43,6 +44,8 @@ def match_track(lib: Library, track_number: int, *, query: dict[str, Any], weigh
 
     plan = require_plan(lib, track_number)
     songs, matrix = lib.song_matrix(MODEL_NAME, recent_tracks=recent_tracks)
+    keep = ~flagged(songs)  # silence and very long files are no match for any prompt
+    songs, matrix = songs[keep].reset_index(drop=True), matrix[keep.to_numpy()]
     texts = prompt_query_texts(plan)
     pvecs = encode(texts) if texts else np.zeros((0, DIMENSIONS), np.float32)
     vibe, mood = split_tag_filters(query.get("tags") or [])
@@ -89,12 +92,9 @@ def plan_track(lib: Library, track_number: int, *, duration_minutes: float | Non
 
 
 def usable_songs(lib: Library) -> pd.DataFrame:
-    """The library's songs a plan may use (flagged audio — silence, very long files — is left out)."""
+    """The library's songs a plan may use: flagged audio (silence, very long files) is left out."""
     songs = lib.songs()
-    if "flags" in songs.columns:
-        flagged = songs["flags"].map(lambda f: isinstance(f, (list, tuple, np.ndarray)) and len(f) > 0)
-        songs = songs[~flagged]
-    return songs.reset_index(drop=True)
+    return songs[~flagged(songs)].reset_index(drop=True)
 
 
 def stored_plan(lib: Library, track_number: int, *, need_songs: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -200,7 +200,7 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     render is recorded in the library (publish counts its songs).
     """
     from lofi_pipeline.core.chapters import chapters_for_render, youtube_text
-    from lofi_pipeline.core.files import write_text_atomic
+    from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
     from lofi_pipeline.core.render import build_render_plan, find_background, render_mix
     from lofi_pipeline.core.trackdir import track_dir_for
 
@@ -227,13 +227,16 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     render_id = datetime.now().strftime("%Y%m%d_%H%M%S")
     out_dir = track_dir / "Rendered" / f"output_{render_id}"
     chapters = chapters_for_render(render_plan, plan)
+    # Texts beside the video first, the video last (render_mix renames mix.mp4 into place at its end).
+    write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     report = render_mix(render_plan, output_dir=out_dir, background=find_background(track_dir / "Video"),
                         ffmpeg_exe=options["ffmpeg_exe"], target_lufs=options["target_lufs"],
                         true_peak_db=options["true_peak_db"], fade_in=options["fade_in_seconds"],
                         fade_out=options["fade_out_seconds"], width=options["width"], height=options["height"],
                         chapters=chapters, on_progress=on_progress).to_dict()
-    write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     report.update({"plan_id": plan_id, "render_mode": mode, "skipped_missing": [s.path for s in missing]})
+    # render_report.json says which plan it rendered, like the library's record of it.
+    write_json_atomic(out_dir / "render_report.json", report)
     lib.record_render(track_number, render_id=f"{track_number}-{render_id}", plan_id=plan_id,
                       output_dir=str(out_dir), report=report)
     return report, out_dir

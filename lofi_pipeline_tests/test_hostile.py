@@ -1,0 +1,312 @@
+"""Hostile input and crashes (issue 13): a library that moves, odd audio, secrets, page text, leftovers.
+
+Every test that changes a library works on its own copy of one small library
+built once for this module (past tracks 201 and 202 with synthesized songs;
+new tracks 203 and 204 whose prompts reuse theirs), so the copy itself is
+also a test of a library that can move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lofi_pipeline.cli import app
+from lofi_pipeline.core.identity import content_hash
+from lofi_pipeline.core.library import Library
+from lofi_pipeline.settings import Settings
+from lofi_pipeline_tests.small_library import SMALL_RENDER_SETTINGS, make_track_songs, write_page
+
+runner = CliRunner()
+SONG_SECONDS = 30.0
+MINUTES = 1.5
+
+RAIN = "soft lofi piano chords, rain against the window, vinyl crackle, slow tempo"
+RHODES = "warm rhodes keys, gentle rain ambience, muted boom bap drums"
+NEON = "pumping 80s drum machine, throbbing bass, bright retro synth lead"
+ARPS = "glittering synth arpeggios, lush polysynth chords, city skyline at night"
+PAST = {
+    201: [("Window Rain", (60, 70), [(1, RAIN), (2, RHODES)]),
+          ("Lamp Off", (55, 65), [(3, "sleepy piano outro, fading rain, no drums, warm hiss"),
+                                  (4, "ambient pad drone, last raindrops, slow fade to silence")])],
+    202: [("Neon Drive", (100, 110), [(1, NEON), (2, ARPS)]),
+          ("Cafe", (80, 90), [(3, "jazzy electric piano, brushed snare, coffee shop chatter"),
+                              (4, "lazy bass groove, filtered piano sample, late night calm")])],
+}
+# New tracks whose prompts are the past ones: their plans reuse the past songs.
+NEW = {
+    203: [("Rain", (60, 70), [(1, RAIN), (2, RHODES)]), ("Neon", (100, 110), [(3, NEON), (4, ARPS)])],
+    204: [("Neon Again", (100, 110), [(1, ARPS), (2, NEON)]), ("Rain Again", (60, 70), [(3, RHODES), (4, RAIN)])],
+}
+
+
+@pytest.fixture(scope="module")
+def base_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's library, imported once through the real import job; tests copy it."""
+    from lofi_pipeline.runner import run_job
+
+    home = tmp_path_factory.mktemp("hostile-base")
+    old = os.environ.get("LOFI_HOME")
+    os.environ["LOFI_HOME"] = str(home)
+    try:
+        (home / "lofi.yaml").write_text(SMALL_RENDER_SETTINGS)
+        settings = Settings.load(home)
+        for track, arcs in {**PAST, **NEW}.items():
+            if track in PAST:
+                make_track_songs(home / "Tracks", track, arcs, seconds=SONG_SECONDS)
+            page = write_page(home / "pages", track, f"Track {track}", arcs, minutes=MINUTES)
+            run_job(settings, "import_job", partition=track,
+                    run_config={"ops": {"notion_pages": {"config": {"page": str(page)}}}})
+        yield home
+    finally:
+        if old is None:
+            os.environ.pop("LOFI_HOME", None)
+        else:
+            os.environ["LOFI_HOME"] = old
+
+
+def copy_library(src: Path, dest: Path) -> Path:
+    """``cp -a``: the whole folder, symlinks kept as links."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture
+def own_library(base_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A copy of the module's library that this test may change (LOFI_HOME points at it)."""
+    home = copy_library(base_library, tmp_path / "home")
+    monkeypatch.setenv("LOFI_HOME", str(home))
+    return Settings.load(home)
+
+
+def library_of(settings: Settings) -> Library:
+    return Library(settings.duckdb_path, home=settings.home)
+
+
+def cli(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, f"lofi {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+    return " ".join(result.output.split())  # Rich's line wrapping undone
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): content_hash(p) for p in sorted(folder.rglob("*.mp3"))}
+
+
+# --------------------------------------------------------------------------- 13.2 a library that can move
+@pytest.mark.slow
+def test_a_copied_library_moves_only_its_own_files(base_library, tmp_path, monkeypatch):
+    original = copy_library(base_library, tmp_path / "original")
+    copy = copy_library(original, tmp_path / "copy")
+    before = file_hashes(original / "Tracks")
+    songs_before = Library(original / "data" / "lofi.duckdb", home=original).df(
+        "SELECT song_id, path FROM songs ORDER BY song_id")
+
+    monkeypatch.setenv("LOFI_HOME", str(copy))
+    out = cli("prepare-render", "--track", "203", "--mode", "move")
+    assert "conflicts: none" in out
+
+    lib = Library(copy / "data" / "lofi.duckdb", home=copy)
+    _, entries = lib.load_mix_plan(203)
+    planned = set(entries["song_id"])
+    placed = [p for p in (copy / "Tracks" / "203" / "Songs").iterdir() if p.suffix == ".mp3"]
+    assert {content_hash(p) for p in placed} == planned
+    # The copy's past-track files moved out; the library knows their new place
+    moved_from = [copy / "Tracks" / k for k, h in before.items() if h in planned]
+    assert moved_from and not any(p.exists() for p in moved_from)
+    for song_id, paths in lib.song_locations(sorted(planned)).items():
+        assert paths and all(p.startswith(str(copy)) for p in paths), paths
+        assert any(Path(p).is_file() for p in paths)
+    stored = lib.df("SELECT path FROM songs UNION ALL SELECT path FROM song_files")["path"]
+    assert not any(p.startswith("/") for p in stored)  # inside LOFI_HOME: relative
+
+    # The original is untouched: every file in place, byte for byte, and its library unchanged
+    assert file_hashes(original / "Tracks") == before
+    assert not (original / "Tracks" / "203" / "Songs").exists() or not any(
+        (original / "Tracks" / "203" / "Songs").iterdir())
+    assert Library(original / "data" / "lofi.duckdb", home=original).df(
+        "SELECT song_id, path FROM songs ORDER BY song_id").equals(songs_before)
+
+
+@pytest.mark.slow
+def test_move_then_plan_prepare_and_render_the_next_track(own_library):
+    lib = library_of(own_library)
+    tracks = Path(own_library.tracks_dir)
+    cli("prepare-render", "--track", "203", "--mode", "move")
+    moved = set(lib.load_mix_plan(203)[1]["song_id"])
+
+    # 204's stored plan still names the old places: prepare finds the songs where they are now
+    _, stale = lib.load_mix_plan(204)
+    assert set(stale["song_id"]) & moved and not all(Path(p).is_file() for p in stale["path"])
+    assert "conflicts: none" in cli("prepare-render", "--track", "204")
+
+    # A new plan points at the new places; prepare and render find every song
+    cli("query", "--track", "204")
+    header, entries = lib.load_mix_plan(204)
+    assert set(entries["song_id"]) & moved
+    assert all(Path(p).is_file() for p in entries["path"])
+    assert any(str(tracks / "203" / "Songs") in p for p in entries["path"])
+    out = cli("prepare-render", "--track", "204")
+    assert "conflicts: none" in out
+    cli("render", "--track", "204", "--duration", "auto")
+    report = lib.latest_render(204)["report"]
+    assert report["skipped_missing"] == [] and report["plan_id"] == header["plan_id"]
+    assert [e["song_id"] for e in report["entries"]] == list(entries["song_id"])
+    # ...and the track whose songs moved still renders from its own folder
+    cli("render", "--track", "203", "--duration", "auto")
+    assert lib.latest_render(203)["report"]["skipped_missing"] == []
+
+
+# --------------------------------------------------------------------------- 13.6 leftovers and missing songs
+@pytest.mark.slow
+def test_a_killed_move_leaves_no_partial_file_after_a_rerun(own_library):
+    """A real SIGKILL in the middle of a move (the copy step kills its own process)."""
+    lib = library_of(own_library)
+    songs_dir = Path(own_library.tracks_dir) / "203" / "Songs"
+    sources = {r.song_id: r.path for r in lib.songs().itertuples()}
+    planned = set(lib.load_mix_plan(203)[1]["song_id"])
+    child = f"""
+import os, signal
+from lofi_pipeline.core import prepare
+from lofi_pipeline.core.library import Library
+from lofi_pipeline.core.planning import prepare_track
+
+def killed_while_copying(src, dst):
+    os.kill(os.getpid(), signal.SIGKILL)  # like an OOM kill or a power cut mid-copy
+
+prepare._copy_file = killed_while_copying
+lib = Library({str(own_library.duckdb_path)!r}, home={str(own_library.home)!r})
+prepare_track(lib, 203, tracks_dir={str(own_library.tracks_dir)!r}, mode="move", crossfade_seconds=5.0)
+"""
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    partials = [p for p in songs_dir.iterdir() if p.name.endswith(".partial")]
+    assert len(partials) == 1 and partials[0].name.startswith(".") and partials[0].stat().st_size == 0
+    legacy = songs_dir / ".002__A_1_2_201a.mp3.k3j_x8q1.partial"  # a leftover named before pids were
+    legacy.touch()
+    assert all(Path(sources[s]).is_file() for s in planned)  # nothing was lost
+
+    out = cli("prepare-render", "--track", "203", "--mode", "move")
+    assert "conflicts: none" in out
+    assert not [p.name for p in songs_dir.iterdir() if p.name.endswith(".partial")]
+    assert {content_hash(p) for p in songs_dir.glob("*.mp3")} == planned
+
+
+@pytest.mark.slow
+def test_render_after_a_failed_prepare_names_the_missing_song(own_library):
+    lib = library_of(own_library)
+    _, entries = lib.load_mix_plan(203)
+    gone = Path(entries["path"].iloc[0])
+    gone.unlink()
+    out = cli("prepare-render", "--track", "203", code=1)
+    assert gone.name in out and "not found" in out
+
+    out = cli("render", "--track", "203", "--duration", "auto", code=1)
+    assert gone.name in out and "--allow-missing" in out
+    assert lib.latest_render(203) is None
+
+    cli("render", "--track", "203", "--duration", "auto", "--allow-missing")
+    report = lib.latest_render(203)["report"]
+    assert {Path(p).name for p in report["skipped_missing"]} == {gone.name}
+    assert entries["song_id"].iloc[0] not in {e["song_id"] for e in report["entries"]}
+    assert {e["song_id"] for e in report["entries"]} == set(entries["song_id"]) - {entries["song_id"].iloc[0]}
+
+
+# --------------------------------------------------------------------------- 13.8 suspicious audio
+def test_the_flag_rule():
+    from lofi_pipeline.core.catalog import audio_flags
+
+    assert audio_flags(duration_seconds=180.0, loudness_lufs=-14.0) == []
+    assert audio_flags(duration_seconds=180.0, loudness_lufs=-49.9) == []
+    assert audio_flags(duration_seconds=180.0, loudness_lufs=None)[0].startswith("silent")
+    assert audio_flags(duration_seconds=180.0, loudness_lufs=float("nan"))[0].startswith("silent")
+    assert audio_flags(duration_seconds=180.0, loudness_lufs=-61.0) == ["near-silent: -61.0 LUFS (below -50 LUFS)"]
+    assert audio_flags(duration_seconds=1201.0, loudness_lufs=-14.0) == ["too long: 20.0 min (over 20 min)"]
+    assert len(audio_flags(duration_seconds=3 * 3600.0, loudness_lufs=None)) == 2  # the 3-hour silent file
+
+
+def test_stats_count_flagged_songs():
+    from lofi_pipeline.core.stats import library_stats, stats_markdown
+
+    songs = pd.DataFrame({"filename": ["a.mp3", "b.mp3", "c.mp3"], "bpm": [80.0, None, 90.0],
+                          "key": ["A minor", None, "C major"], "energy_level": ["low", None, "high"],
+                          "duration_seconds": [60.0, 60.0, 60.0], "times_used": [0, 0, 0],
+                          "flags": [[], ["silent: no measurable loudness (below -70 LUFS)"], None]})
+    st = library_stats(songs, tracks=1, published=0)
+    assert st.flagged == 1 and st.flagged_songs["filename"].tolist() == ["b.mp3"]
+    assert "1 flagged song(s)" in stats_markdown(st) and "b.mp3" in stats_markdown(st)
+
+
+@pytest.mark.slow
+def test_silent_quiet_and_overlong_files_are_flagged_and_never_planned(own_library):
+    from lofi_pipeline.core.stats import stats_from_library
+    from lofi_pipeline.core.synth import write_audio
+    from lofi_pipeline.runner import asset_metadata, run_job
+
+    songs = Path(own_library.tracks_dir) / "203" / "Songs"
+    sr = 22050
+    t = np.arange(sr * 20) / sr
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)  # a full-scale sine is about -3 LUFS
+    # Named as 203's own songs: unflagged, they would play first whatever they sound like.
+    write_audio(np.zeros(sr * 20, np.float32), sr, songs / "A_1_1_203s.mp3")
+    write_audio(tone * 10 ** (-57 / 20), sr, songs / "A_1_2_203q.mp3")  # about -60 LUFS
+    long_sr = 8000
+    long_t = np.arange(long_sr * 60 * 21) / long_sr
+    write_audio((0.3 * np.sin(2 * np.pi * 220 * long_t)).astype(np.float32), long_sr, songs / "A_2_3_203l.wav")
+
+    result = run_job(own_library, "songs_job", partition=203)
+    meta = asset_metadata(result, "songs_table")
+    assert meta["flagged_songs"] == 3
+    import dagster as dg
+
+    warnings = [r.user_message for r in dg.DagsterInstance.get().all_logs(result.run_id)
+                if r.level >= 30 and "left out of mix plans" in (r.user_message or "")]
+    assert any("A_1_1_203s.mp3: silent" in w for w in warnings)
+    assert any("A_1_2_203q.mp3: near-silent" in w for w in warnings)
+    assert any("A_2_3_203l.wav: too long: 21.0 min" in w for w in warnings)
+
+    lib = library_of(own_library)
+    flags = {r.filename: list(r.flags) for r in lib.df("SELECT filename, flags FROM songs "
+                                                      "WHERE len(flags) > 0").itertuples()}
+    assert set(flags) == {"A_1_1_203s.mp3", "A_1_2_203q.mp3", "A_2_3_203l.wav"}
+    assert lib.scalar("SELECT count(*) FROM songs WHERE flags IS NULL OR len(flags) = 0") == 8
+    # Never planned, never matched: the plan the import refreshed holds none of them
+    ids = set(lib.df("SELECT song_id FROM songs WHERE len(flags) > 0")["song_id"])
+    _, entries = lib.load_mix_plan(203)
+    assert not ids & set(entries["song_id"]) and entries["source"].eq("reused").all()
+    assert not ids & set(lib.load_matches(203)["song_id"])
+    # stats counts them, and the library report lists them
+    assert stats_from_library(lib).flagged == 3
+    report = (Path(own_library.home) / "data" / "export" / "stats.md").read_text()
+    assert "3 flagged song(s)" in report and "A_2_3_203l.wav" in report
+
+
+def test_reanalysis_sets_the_flags_afresh(tmp_path):
+    from lofi_pipeline.core.catalog import FEATURE_COLUMNS, describe_songs, filename_fields
+
+    lib = Library(tmp_path / "lofi.duckdb", home=tmp_path)
+    row = {c: None for c in FEATURE_COLUMNS}
+    row.update({"path": str(tmp_path / "A_1_1_9a.mp3"), "status": "analysed", "content_hash": "h1",
+                "file_size": 10, "file_mtime": 1.0, "duration_seconds": 120.0, "loudness_lufs": -15.0,
+                "analyzer_version": "v1"})
+    first = lib.upsert_songs(9, pd.DataFrame([row]), filename_fields=filename_fields, describe=describe_songs)
+    assert first["flag_warnings"] == [] and list(lib.scalar("SELECT flags FROM songs")) == []
+    again = lib.upsert_songs(9, pd.DataFrame([{**row, "loudness_lufs": None, "analyzer_version": "v2"}]),
+                             filename_fields=filename_fields, describe=describe_songs)
+    assert again["songs_reanalysed"] == 1 and "A_1_1_9a.mp3: silent" in again["flag_warnings"][0]
+    assert lib.scalar("SELECT flags FROM songs")[0].startswith("silent")
+    lib.upsert_songs(9, pd.DataFrame([{**row, "analyzer_version": "v3"}]), filename_fields=filename_fields,
+                     describe=describe_songs)
+    assert list(lib.scalar("SELECT flags FROM songs")) == []
