@@ -157,7 +157,7 @@ def init() -> None:
         Path(d).mkdir(parents=True, exist_ok=True)
     version = Library(s.duckdb_path, home=s.home).init()
     prepare_instance(s)
-    out.print(f"library ready in {s.home} (schema v{version}, settings {cfg.name})")
+    out.print(f"library ready in {safe(s.home)} (schema v{version}, settings {cfg.name})")
 
 
 @app.command("import")
@@ -251,9 +251,9 @@ def analyze(
     else:
         table = Table("file", "duration", "BPM", "key", "camelot", "LUFS", "error")
         for r in results:
-            table.add_row(Path(r.path).name, f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
+            table.add_row(safe(Path(r.path).name), f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
                           f"{r.bpm:.1f}" if r.bpm else "—", r.key or "—", r.camelot or "",
-                          f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", r.error or "")
+                          f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", safe(r.error or ""))
         out.print(table)
     if any(r.error for r in results):
         raise typer.Exit(code=1)
@@ -325,7 +325,7 @@ def query(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-        out.print(f"wrote {output}")
+        out.print(f"wrote {safe(output)}")
 
 
 @app.command()
@@ -424,7 +424,7 @@ def prepare_render(track: TrackOpt,
     meta = asset_metadata(result, "render_folder")
     placed = sum(meta.get(f"songs_{a}", 0) for a in ("copied", "hardlinked", "moved"))
     out.print(f"{meta.get('songs', 0)} songs: {placed} placed, {meta.get('songs_unchanged', 0)} already there, "
-              f"conflicts: {', '.join(meta.get('conflicts') or []) or 'none'}")
+              f"conflicts: {safe(', '.join(meta.get('conflicts') or []) or 'none')}")
 
 
 @app.command()
@@ -521,7 +521,7 @@ def demo(folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to 
         summary = run_demo(_settings(), render=render_demo, say=say)
     table = Table("", "", title="lofi demo")
     for k, v in summary.items():
-        table.add_row(k, str(v))
+        table.add_row(k, safe(v))
     out.print(table)
 
 

@@ -310,3 +310,114 @@ def test_reanalysis_sets_the_flags_afresh(tmp_path):
     lib.upsert_songs(9, pd.DataFrame([{**row, "analyzer_version": "v3"}]), filename_fields=filename_fields,
                      describe=describe_songs)
     assert list(lib.scalar("SELECT flags FROM songs")) == []
+
+
+# --------------------------------------------------------------------------- 13.3 secrets
+def files_containing(folder: Path, needles: list[bytes]) -> list[str]:
+    """Every file under ``folder`` (SQLite databases, WAL files, logs, JSON...) holding a needle."""
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            found += [f"{path}: {n!r}" for n in needles if n in data]
+    return found
+
+
+@pytest.mark.slow
+def test_a_canary_token_is_never_stored_or_printed(lofi_home, monkeypatch):
+    """Import with a canary token, then fail in every way a token can, and search every byte."""
+    from lofi_pipeline_tests.notion_server import NotionTestServer
+
+    pages = Path(__file__).resolve().parent / "fixtures" / "pages"
+    page_id = "2a8433e5-7885-800a-b456-d6dd739b5d36"
+    canary = f"canary_{uuid.uuid4().hex}"  # not shaped like a Notion secret: only its value can give it away
+    outputs = []
+    # echo_auth: the server quotes the request's Authorization header in its errors, as a bad proxy would
+    with NotionTestServer(pages={page_id: (pages / "track13_checkbox_numbered.md").read_text()},
+                          token=canary, echo_auth=True) as server:
+        (lofi_home.home / "lofi.yaml").write_text(f"notion:\n  base_url: {server.base_url}\n")
+
+        def lofi_import(token: str, code: int) -> str:
+            monkeypatch.setenv("NOTION_TOKEN", token)
+            result = runner.invoke(app, ["import", "--track", "13", "--page", page_id])
+            outputs.append(result.output)
+            assert result.exit_code == code, result.output
+            assert "Traceback" not in result.output
+            return result.output
+
+        lofi_import(canary, 0)
+        server.set_error(page_id, 401)  # revoked while we work
+        assert "401" in lofi_import(canary, 1)
+        server.set_error(page_id, None)
+        assert "401" in lofi_import(canary + "x", 1)  # a token the server does not know
+        assert "NOTION_TOKEN" in lofi_import(canary + "\nX-Injected: 1", 1)  # header injection
+        assert "NOTION_TOKEN" in lofi_import(canary + "é", 1)  # not ASCII
+        assert any("/blocks/" in r[1] for r in server.requests)
+
+    needles = [canary.encode(), canary.split("_")[1][:16].encode(), b"X-Injected"]
+    for output in outputs:
+        assert not [n for n in needles if n in output.encode()], output
+    leaks = files_containing(lofi_home.home, needles)
+    leaks += files_containing(Path(lofi_home.dagster_home), needles)  # run and event storage of the session
+    assert not leaks
+    # The search does read Dagster's storage: the failed runs' errors are there.
+    assert files_containing(Path(lofi_home.dagster_home), [b"401 unauthorized"])
+    assert Library(lofi_home.duckdb_path, home=lofi_home.home).load_plan(13).prompts  # the good import landed
+
+
+# --------------------------------------------------------------------------- 13.4 page text is data
+ESC = "\x1b[2J"
+LINK = "[link=file:///etc/passwd]x[/link]"
+HOSTILE_PAGE = f"""# Track 31 — Rainy [/bold] Night {ESC}
+## 1. TRACK OVERVIEW
+| Field | Value |
+|---|---|
+| Title | Rainy [/bold] Night {LINK} |
+| Duration | 2 minutes |
+| Mood Arc | [/Verse] Calm → [red]Bright |
+## 5. MUSIC ARC STRUCTURE — Suno Prompts
+### Phase 1 — [/Verse] Opening {ESC} (BPM 60–70)
+- [ ] 1. [/Verse] warm rhodes {ESC}, soft rain
+- [ ] 2. {LINK} [b]hiss[/b]
+### Phase 2 — Closing {LINK} (BPM 55–65)
+- [ ] 3. sleepy piano outro \\[escaped\\] brackets [/]
+"""
+
+
+@pytest.mark.slow
+def test_page_text_is_printed_literally_everywhere(lofi_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no table cell is cut or wrapped
+    page = tmp_path / "Track 31.md"
+    page.write_text(HOSTILE_PAGE, encoding="utf-8")
+    shown = {}
+    for name, args in [("parse", ["notion", "parse", str(page)]),
+                       ("import", ["import", "--track", "31", "--page", str(page)]),
+                       ("show", ["notion", "show", "31"]),
+                       ("query", ["query", "--track", "31"]),
+                       ("gaps", ["gaps", "--track", "31"])]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        assert "\x1b" not in result.output and "\x07" not in result.output, name  # no escape reaches the terminal
+        shown[name] = result.output
+    for name in ("parse", "import", "show", "query"):
+        assert "Rainy [/bold] Night" in shown[name], shown[name]
+    for name in ("parse", "show", "query", "gaps"):
+        assert "[/Verse] warm rhodes" in shown[name], shown[name]
+        assert f"{LINK} [b]hiss[/b]" in shown[name], shown[name]  # a link stays text, brackets and all
+    for name in ("parse", "show"):
+        assert "[/Verse] Opening" in shown[name] and f"Closing {LINK}" in shown[name]
+    plan = Library(lofi_home.duckdb_path, home=lofi_home.home).load_plan(31)
+    assert plan.title.startswith("Rainy [/bold] Night") and len(plan.prompts) == 3  # stored as written
+
+
+def test_file_names_are_printed_literally(tmp_path, monkeypatch):
+    """A file name is data too: `[red]` in it is text, an escape byte in it never reaches the terminal."""
+    import soundfile as sf
+
+    monkeypatch.setenv("COLUMNS", "250")
+    odd = tmp_path / f"A_1_1_31a [red]hot[blink] {ESC}.wav"
+    t = np.arange(22050 * 3) / 22050
+    sf.write(odd, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
+    result = runner.invoke(app, ["analyze", str(odd)])
+    assert result.exit_code == 0, result.output
+    assert "A_1_1_31a [red]hot[blink] [2J.wav" in result.output and "\x1b" not in result.output
