@@ -421,3 +421,24 @@ def test_file_names_are_printed_literally(tmp_path, monkeypatch):
     result = runner.invoke(app, ["analyze", str(odd)])
     assert result.exit_code == 0, result.output
     assert "A_1_1_31a [red]hot[blink] [2J.wav" in result.output and "\x1b" not in result.output
+
+
+def test_songs_analysed_before_flags_existed_are_judged_and_then_flagged(tmp_path):
+    from lofi_pipeline.core.catalog import FEATURE_COLUMNS, describe_songs, filename_fields, flagged
+    from lofi_pipeline.core.planning import usable_songs
+
+    lib = Library(tmp_path / "lofi.duckdb", home=tmp_path)
+    with lib.write() as con:  # two songs as an older version stored them: flags NULL
+        con.execute("INSERT INTO songs (song_id, filename, path, duration_seconds, loudness_lufs) VALUES "
+                    "('old-silent', 'A_1_1_5a.mp3', 'Tracks/5/Songs/A_1_1_5a.mp3', 3 * 3600.0, NULL), "
+                    "('old-fine', 'A_1_2_5a.mp3', 'Tracks/5/Songs/A_1_2_5a.mp3', 150.0, -16.0)")
+    assert flagged(lib.songs()).tolist() == [False, True]  # judged by the rule before any import
+    assert usable_songs(lib)["song_id"].tolist() == ["old-fine"]
+
+    row = {c: None for c in FEATURE_COLUMNS}
+    row.update({"path": str(tmp_path / "A_2_3_5a.mp3"), "status": "analysed", "content_hash": "new",
+                "file_size": 10, "file_mtime": 1.0, "duration_seconds": 120.0, "loudness_lufs": -15.0})
+    counts = lib.upsert_songs(5, pd.DataFrame([row]), filename_fields=filename_fields, describe=describe_songs)
+    assert len(counts["flag_warnings"]) == 1 and counts["flag_warnings"][0].startswith("A_1_1_5a.mp3: silent")
+    stored = {r.song_id: list(r.flags) for r in lib.df("SELECT song_id, flags FROM songs").itertuples()}
+    assert stored["old-fine"] == [] and stored["new"] == [] and len(stored["old-silent"]) == 2

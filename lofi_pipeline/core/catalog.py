@@ -73,13 +73,26 @@ def audio_flags(*, duration_seconds: float | None, loudness_lufs: float | None) 
 
 
 def flagged(songs: "pd.DataFrame") -> "pd.Series":
-    """True for each row of the songs table that carries a flag (see :func:`audio_flags`)."""
+    """True for each row of the songs table that carries a flag (see :func:`audio_flags`).
+
+    A row whose ``flags`` were never set (analysed before flags existed) is
+    judged by the rule on its stored duration and loudness, so an old
+    library's silent files are left out before their next import stores the flags.
+    """
     import numpy as np
     import pandas as pd
 
-    if "flags" not in songs.columns:
+    if "flags" not in songs.columns or songs.empty:
         return pd.Series(False, index=songs.index, dtype=bool)
-    return songs["flags"].map(lambda f: isinstance(f, (list, tuple, np.ndarray)) and len(f) > 0).astype(bool)
+    can_judge = "loudness_lufs" in songs.columns and "duration_seconds" in songs.columns
+
+    def one(row) -> bool:
+        if isinstance(row.flags, (list, tuple, np.ndarray)):
+            return len(row.flags) > 0
+        return can_judge and bool(audio_flags(duration_seconds=row.duration_seconds,
+                                              loudness_lufs=row.loudness_lufs))
+
+    return pd.Series([one(r) for r in songs.itertuples()], index=songs.index, dtype=bool)
 
 
 def list_audio_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
