@@ -442,3 +442,29 @@ def test_songs_analysed_before_flags_existed_are_judged_and_then_flagged(tmp_pat
     assert len(counts["flag_warnings"]) == 1 and counts["flag_warnings"][0].startswith("A_1_1_5a.mp3: silent")
     stored = {r.song_id: list(r.flags) for r in lib.df("SELECT song_id, flags FROM songs").itertuples()}
     assert stored["old-fine"] == [] and stored["new"] == [] and len(stored["old-silent"]) == 2
+
+
+# --------------------------------------------------------------------------- settings at their limits
+@pytest.mark.parametrize("crossfade", [5.0, 20.0, 120.0, 600.0])
+def test_a_long_crossfade_plans_to_the_target_and_reports_gaps(crossfade):
+    """render.crossfade_seconds may be 0-600 s: a crossfade longer than half a song is shortened
+    to half of it when laid out, and planning and gaps count it the same way (no negative time,
+    no division by zero)."""
+    from lofi_pipeline.core.gaps import build_gap_report
+    from lofi_pipeline.core.mixplan import plan_mix
+    from lofi_pipeline.core.notion import parse_track_markdown
+    from lofi_pipeline_tests.small_library import page_markdown
+
+    arcs = [("One", (60, 70), [(1, "rain piano"), (2, "rhodes")]), ("Two", (60, 70), [(3, "pads"), (4, "hiss")])]
+    plan = parse_track_markdown(page_markdown(9, "Crossfades", arcs, minutes=2), source="page.md")
+    songs = pd.DataFrame([{"song_id": f"{a}{p}{take}", "filename": f"A_{a}_{p}_9{take}.mp3", "path": "/x.mp3",
+                           "duration_seconds": 30.0, "source_track": 9, "arc": a, "prompt": p}
+                          for a, p in [(1, 1), (1, 2), (2, 3), (2, 4)] for take in "abc"])
+    no_matches = pd.DataFrame(columns=["prompt_order", "song_id", "score", "similarity"])
+    mix = plan_mix(plan, track_number=9, songs=songs, matches=no_matches, target_seconds=120.0,
+                   crossfade_seconds=crossfade, max_repeats=3)
+    assert 120.0 <= mix.duration_seconds <= 120.0 + 30.0  # the target, overshot by less than one song
+    assert not any(e.repeat for e in mix.entries)  # twelve own songs are enough: nothing repeats
+    assert all(a.shortfall_seconds == 0 for a in mix.arcs)
+    report = build_gap_report(plan, mix)
+    assert report["shortfall_minutes"] == 0 and report["songs_to_generate"] >= 0
