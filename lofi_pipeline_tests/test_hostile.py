@@ -68,12 +68,12 @@ def base_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
             page = write_page(home / "pages", track, f"Track {track}", arcs, minutes=MINUTES)
             run_job(settings, "import_job", partition=track,
                     run_config={"ops": {"notion_pages": {"config": {"page": str(page)}}}})
-        yield home
-    finally:
+    finally:  # no test may reach this library through LOFI_HOME: each works on a copy
         if old is None:
             os.environ.pop("LOFI_HOME", None)
         else:
             os.environ["LOFI_HOME"] = old
+    return home
 
 
 def copy_library(src: Path, dest: Path) -> Path:
@@ -468,3 +468,63 @@ def test_a_long_crossfade_plans_to_the_target_and_reports_gaps(crossfade):
     assert all(a.shortfall_seconds == 0 for a in mix.arcs)
     report = build_gap_report(plan, mix)
     assert report["shortfall_minutes"] == 0 and report["songs_to_generate"] >= 0
+
+
+@pytest.mark.slow
+def test_a_move_killed_before_the_library_heard_of_it_heals_on_the_rerun(own_library):
+    """Killed after the files moved but before the library recorded it: the next prepare-render
+    finds the songs in place and records where they are, so the next track finds them too."""
+    lib = library_of(own_library)
+    planned = set(lib.load_mix_plan(203)[1]["song_id"])
+    child = f"""
+import os, signal
+from lofi_pipeline.core.library import Library
+from lofi_pipeline.core.planning import prepare_track
+
+def killed_before_recording(self, moves):
+    os.kill(os.getpid(), signal.SIGKILL)  # every file moved, the library not told
+
+Library.move_song_files = killed_before_recording
+lib = Library({str(own_library.duckdb_path)!r}, home={str(own_library.home)!r})
+prepare_track(lib, 203, tracks_dir={str(own_library.tracks_dir)!r}, mode="move", crossfade_seconds=5.0)
+"""
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    stale = lib.song_locations(sorted(planned))
+    assert not any(Path(p).is_file() for paths in stale.values() for p in paths)  # the library is behind
+
+    assert "conflicts: none" in cli("prepare-render", "--track", "203", "--mode", "move")
+    songs_dir = Path(own_library.tracks_dir) / "203" / "Songs"
+    for song_id, paths in lib.song_locations(sorted(planned)).items():
+        assert any(Path(p).is_file() and Path(p).parent == songs_dir for p in paths), paths
+    assert "conflicts: none" in cli("prepare-render", "--track", "204")  # 204 reuses those songs
+
+
+@pytest.mark.slow
+def test_a_move_stopped_by_a_full_disk_records_what_moved(own_library, monkeypatch):
+    import errno
+
+    from lofi_pipeline.core import prepare
+    from lofi_pipeline.core.errors import RenderError
+    from lofi_pipeline.core.planning import prepare_track
+
+    lib = library_of(own_library)
+    copies = []
+    real_copy = prepare._copy_file
+
+    def disk_fills_up(src, dst):
+        if len(copies) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copies.append(src)
+        real_copy(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(prepare, "_copy_file", disk_fills_up)
+        with pytest.raises(RenderError, match="No space left"):
+            prepare_track(lib, 203, tracks_dir=own_library.tracks_dir, mode="move", crossfade_seconds=5.0)
+    moved = {content_hash(p): p for p in (Path(own_library.tracks_dir) / "203" / "Songs").glob("*.mp3")}
+    assert len(moved) == 2 and not any(Path(s).exists() for s in copies)
+    for song_id, paths in lib.song_locations(sorted(moved)).items():
+        assert str(moved[song_id]) in paths and all(Path(p).is_file() for p in paths)
+    assert "conflicts: none" in cli("prepare-render", "--track", "204")

@@ -154,16 +154,27 @@ def prepare_track(lib: Library, track_number: int, *, tracks_dir: str | Path, mo
     first_plays = selected_songs(entries[entries["repeat"] == 0])
     _resolve_paths(lib, first_plays)
     remaining = track_dir / "metadata" / "remaining-prompts.md"
-    result = prepare_render_folder(track_dir, first_plays, mode=mode, crossfade_seconds=crossfade_seconds,
-                                   remaining_prompts_md=remaining.read_text() if remaining.exists() else None,
-                                   plan_id=header["plan_id"])
-    moved = {p.source: p.dest for p in result.placed if p.action == "moved"}
-    lib.move_song_files(moved)
+    try:
+        result = prepare_render_folder(track_dir, first_plays, mode=mode, crossfade_seconds=crossfade_seconds,
+                                       remaining_prompts_md=remaining.read_text() if remaining.exists() else None,
+                                       plan_id=header["plan_id"])
+    except RenderError as exc:  # stopped midway (disk full...): what moved before it has moved
+        if getattr(exc, "partial", None) is not None:
+            lib.move_song_files(_new_locations(exc.partial))
+        raise
+    lib.move_song_files(_new_locations(result))
     if result.missing:
         raise LofiError(f"track {track_number}: {len(result.missing)} planned song(s) not found, e.g. "
                         f"{result.missing[0].source}; re-import the folder they are in, then run "
                         f"`lofi query --track {track_number}` again")
     return result, header["plan_id"]
+
+
+def _new_locations(result) -> dict[str, str]:
+    """Old path -> new path of every placed song whose source is gone: moved now, or by an
+    earlier move that was killed before the library heard of it (found in place this time)."""
+    return {p.source: p.dest for p in result.placed
+            if p.action == "moved" or (p.action == "unchanged" and not Path(p.source).exists())}
 
 
 def _resolve_paths(lib: Library, songs: list[SelectedSong]) -> None:

@@ -229,9 +229,11 @@ def prepare_render_folder(track_dir: Path, selection: list[SelectedSong], *, mod
         except (OSError, AudioFileError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             done = sum(p.action in ("copied", "hardlinked", "moved", "unchanged") for p in result.placed[:-1])
-            raise RenderError(f"prepare-render stopped at {src} -> {dest}: {reason}. {done} song(s) were "
-                              "placed before it, this one is still at its source and nothing was deleted "
-                              "unverified; fix the cause and run again") from exc
+            error = RenderError(f"prepare-render stopped at {src} -> {dest}: {reason}. {done} song(s) were "
+                                "placed before it, this one is still at its source and nothing was deleted "
+                                "unverified; fix the cause and run again")
+            error.partial = result  # what was placed (and moved) before it, for the caller to record
+            raise error from exc
         if placed.action in ("copied", "hardlinked", "moved", "unchanged"):
             result.render_selection.append(SelectedSong(**{**asdict(song), "path": str(dest)}))
 
