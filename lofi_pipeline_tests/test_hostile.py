@@ -528,3 +528,20 @@ def test_a_move_stopped_by_a_full_disk_records_what_moved(own_library, monkeypat
     for song_id, paths in lib.song_locations(sorted(moved)).items():
         assert str(moved[song_id]) in paths and all(Path(p).is_file() for p in paths)
     assert "conflicts: none" in cli("prepare-render", "--track", "204")
+
+
+def test_an_import_survives_files_that_vanish_or_cannot_be_read(tmp_path):
+    """A file listed and then moved away (prepare-render --mode move, a user) is left out; one
+    that cannot be read is an import error; the rest of the batch goes on."""
+    from lofi_pipeline.core.catalog import feature_frame, scan_for_import
+
+    good = tmp_path / "A_1_1_7a.wav"
+    good.write_bytes(b"RIFF" + bytes(100))
+    unreadable = tmp_path / "A_1_2_7a.mp3"
+    unreadable.mkdir()  # reading it fails with EISDIR, whoever runs the test (root reads anything)
+    gone = tmp_path / "A_1_3_7a.mp3"
+    scan = scan_for_import([good, unreadable, gone], known={}, versions={}, analyzer_version="v")
+    assert scan.to_analyze == [good]
+    frame = feature_frame(scan.known_content, [])
+    assert frame["status"].tolist() == ["error"] and frame["path"].iloc[0] == str(unreadable)
+    assert "cannot read" in frame["error"].iloc[0]

@@ -126,7 +126,13 @@ class ImportScan:
 def scan_for_import(files: list[Path], *, known: dict[str, tuple[str, int, float, str | None]],
                     versions: dict[str, str], analyzer_version: str, force: bool = False) -> ImportScan:
     """Sort files into unchanged (same path, size, mtime), known content (a copy, a touched file)
-    and new: only the new ones are analysed."""
+    and new: only the new ones are analysed.
+
+    A batch survives a bad file: one that vanished since the folder was listed
+    (moved by prepare-render, deleted) is left out, and one that cannot be read
+    becomes an ``error`` row (with the known-content rows) naming the reason.
+    """
+    from lofi_pipeline.core.errors import AudioFileError
     from lofi_pipeline.core.identity import content_hash
 
     to_analyze: list[Path] = []
@@ -134,12 +140,21 @@ def scan_for_import(files: list[Path], *, known: dict[str, tuple[str, int, float
     rows: list[dict] = []
     unchanged = 0
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            continue  # gone since it was listed: nothing to import
         state = FileState(str(f.resolve()), st.st_size, st.st_mtime)
         if not needs_analysis(state, known, analyzer_version, force=force):
             unchanged += 1
             continue
-        digest = content_hash(f)
+        try:
+            digest = content_hash(f)
+        except AudioFileError as exc:
+            if f.exists():
+                rows.append({"path": state.path, "file_size": state.size, "file_mtime": state.mtime,
+                             "status": "error", "error": exc.reason})
+            continue
         if not force and versions.get(digest) == analyzer_version:
             rows.append({"path": state.path, "file_size": state.size, "file_mtime": state.mtime,
                          "content_hash": digest, "status": "known_content"})
