@@ -348,6 +348,9 @@ def test_a_canary_token_is_never_stored_or_printed(lofi_home, monkeypatch):
         lofi_import(canary, 0)
         server.set_error(page_id, 401)  # revoked while we work
         assert "401" in lofi_import(canary, 1)
+        server.set_error(page_id, 404)  # unshared: this error quotes the server's message
+        unshared = lofi_import(canary, 1)
+        assert "404" in unshared and "Authorization: ***" in " ".join(unshared.split())  # echoed, scrubbed
         server.set_error(page_id, None)
         assert "401" in lofi_import(canary + "x", 1)  # a token the server does not know
         assert "NOTION_TOKEN" in lofi_import(canary + "\nX-Injected: 1", 1)  # header injection
