@@ -253,7 +253,6 @@ def test_stats_count_flagged_songs():
 def test_silent_quiet_and_overlong_files_are_flagged_and_never_planned(own_library):
     from lofi_pipeline.core.stats import stats_from_library
     from lofi_pipeline.core.synth import write_audio
-    from lofi_pipeline.runner import asset_metadata, run_job
 
     songs = Path(own_library.tracks_dir) / "203" / "Songs"
     sr = 22050
@@ -266,17 +265,21 @@ def test_silent_quiet_and_overlong_files_are_flagged_and_never_planned(own_libra
     long_t = np.arange(long_sr * 60 * 21) / long_sr
     write_audio((0.3 * np.sin(2 * np.pi * 220 * long_t)).astype(np.float32), long_sr, songs / "A_2_3_203l.wav")
 
-    result = run_job(own_library, "songs_job", partition=203)
-    meta = asset_metadata(result, "songs_table")
-    assert meta["flagged_songs"] == 3
+    printed = cli("import", "--track", "203")  # the songs land in Songs/, as Suno downloads do
+    assert "A_1_1_203s.mp3: silent" in printed and "A_1_2_203q.mp3: near-silent" in printed
+    assert "A_2_3_203l.wav: too long: 21.0 min" in printed and "left out of mix plans" in printed
+
     import dagster as dg
 
-    warnings = [r.user_message for r in dg.DagsterInstance.get().all_logs(result.run_id)
-                if r.level >= 30 and "left out of mix plans" in (r.user_message or "")]
-    assert any("A_1_1_203s.mp3: silent" in w for w in warnings)
-    assert any("A_1_2_203q.mp3: near-silent" in w for w in warnings)
-    assert any("A_2_3_203l.wav: too long: 21.0 min" in w for w in warnings)
-
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    logs = instance.all_logs(run.run_id)
+    meta = next(e.dagster_event.step_materialization_data.materialization.metadata for e in logs
+                if e.dagster_event and e.dagster_event.is_step_materialization
+                and e.dagster_event.asset_key.path == ["songs_table"])
+    assert meta["flagged_songs"].value == 3
+    warnings = [r.user_message for r in logs if r.level >= 30 and "left out of mix plans" in (r.user_message or "")]
+    assert len(warnings) == 3  # one warning per flagged file in the run's log
     lib = library_of(own_library)
     flags = {r.filename: list(r.flags) for r in lib.df("SELECT filename, flags FROM songs "
                                                       "WHERE len(flags) > 0").itertuples()}
