@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from lofi_pipeline.cli import app
 from lofi_pipeline.core.identity import content_hash
 from lofi_pipeline.core.library import Library
+from lofi_pipeline.core.naming import parse_song_filename
 from lofi_pipeline_tests.small_library import (
     SMALL_RENDER_SETTINGS,
     make_song,
@@ -72,15 +73,20 @@ def gaps_json(track: int) -> dict:
     return json.loads(cli("gaps", "--track", str(track), "--json"))  # printed unwrapped
 
 
-def remaining_prompts(path: Path) -> dict[tuple[int, int], int]:
-    """(arc, prompt) -> takes to make, read from remaining-prompts.md as a producer would."""
-    asked: dict[tuple[int, int], int] = {}
-    arc = None
+def remaining_prompts(path: Path) -> dict[tuple[int, int], list[str]]:
+    """(arc, prompt) -> the file names to save the new takes as, read from remaining-prompts.md
+    as a producer would; each prompt's "make N take(s)" and its names must agree."""
+    asked: dict[tuple[int, int], list[str]] = {}
+    arc = prompt = takes = None
     for line in path.read_text(encoding="utf-8").splitlines():
         if m := re.match(r"^## Arc (\d+):", line):
             arc = int(m[1])
         elif m := re.match(r"^### Prompt (\d+) — make (\d+) take\(s\)", line):
-            asked[(arc, int(m[1]))] = int(m[2])
+            prompt, takes = int(m[1]), int(m[2])
+        elif line.startswith("Save as: "):
+            names = line.removeprefix("Save as: ").split(", ")
+            assert len(names) == takes, line
+            asked[(arc, prompt)] = names
     return asked
 
 
@@ -96,7 +102,8 @@ def one_pass(home: Path, lib: Library, track: int) -> dict:
     needy = {(p["arc_number"], p["prompt_number"]): p["songs_needed"] for p in before["prompts"]
              if p["songs_needed"] > 0}
     asked = remaining_prompts(tracks / str(track) / "metadata" / "remaining-prompts.md")
-    assert asked == needy and before["songs_to_generate"] == sum(asked.values()) > 0
+    assert {k: len(v) for k, v in asked.items()} == needy
+    assert before["songs_to_generate"] == sum(map(len, asked.values())) > 0
     statuses = {(p["arc_number"], p["prompt_number"]): p["status"] for p in before["prompts"]}
     assert {statuses[k] for k in COPIED[track]} == {"covered"}  # a library song fits word for word
     assert set(asked) == set(statuses) - COPIED[track]  # the others need new songs
@@ -104,10 +111,13 @@ def one_pass(home: Path, lib: Library, track: int) -> dict:
 
     # generate exactly those songs, named for this track's prompts, and import them
     made = {}
-    for (arc, prompt), takes in asked.items():
-        for take in "abcdefgh"[:takes]:
-            path = make_song(tracks / str(track) / "Songs", track, arcs, arc=arc, prompt=prompt, take=take,
-                             seconds=SONG_SECONDS)
+    for (arc, prompt), names in asked.items():
+        for name in names:
+            name_fields = parse_song_filename(name)
+            assert (name_fields.source_track, name_fields.arc, name_fields.prompt) == (track, arc, prompt)
+            path = make_song(tracks / str(track) / "Songs", track, arcs, arc=arc, prompt=prompt,
+                             take=name_fields.take, seconds=SONG_SECONDS)
+            assert path.name == name
             made[content_hash(path)] = (arc, prompt)
     cli("import", "--track", str(track))
 
@@ -142,6 +152,7 @@ def one_pass(home: Path, lib: Library, track: int) -> dict:
         assert e["length_seconds"] == pytest.approx(r.length_seconds, abs=0.01)
     assert report["duration_seconds"] == pytest.approx(header["duration_seconds"], abs=0.5)
     assert render["plan_id"] == report["plan_id"] == header["plan_id"] and report["render_mode"] == "auto"
+    assert report["plan_target_seconds"] == pytest.approx(header["target_seconds"])
     assert (Path(render["output_dir"]) / "mix.mp4").is_file()
 
     distinct = {e["song_id"] for e in report["entries"]}

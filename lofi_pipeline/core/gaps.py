@@ -73,6 +73,8 @@ def build_gap_report(plan: TrackPlan, mix, matches: pd.DataFrame | None = None, 
             prompts.append({
                 "arc_number": arc.number, "arc_name": arc.name, "prompt_number": p.number, "prompt_order": p.order,
                 "status": status, "songs_needed": needed, "songs_planned": len(mine),
+                "save_as": _take_names(mix.track_number, arc.number, p.number, needed,
+                                       [e.filename for e in mine if e.source == "own"]),
                 "own_songs": sum(e.source == "own" for e in mine),
                 "best_song": ({"filename": top.filename, "similarity": top.similarity, "source": top.source}
                               if top else ({"filename": closest.get("filename"),
@@ -92,6 +94,15 @@ def build_gap_report(plan: TrackPlan, mix, matches: pd.DataFrame | None = None, 
         "good_similarity": good_similarity, "min_similarity": min_similarity,
         "typical_song_seconds": round(typical, 1), "prompts": prompts, "arcs": arcs, "notes": list(mix.notes),
     }
+
+
+def _take_names(track: int, arc: int, prompt: int, count: int, own_files: list[str]) -> list[str]:
+    """File names for the new takes, after the takes this prompt already has, so they count as its own songs."""
+    from lofi_pipeline.core.naming import parse_song_filename, song_filename
+
+    used = {n.take for n in map(parse_song_filename, own_files) if n is not None and n.take}
+    free = (chr(c) for c in range(ord("a"), ord("z") + 1) if chr(c) not in used)
+    return [song_filename(arc=arc, prompt=prompt, track=track, take=t) for t, _ in zip(free, range(count))]
 
 
 def _cell(text: Any, limit: int = 60) -> str:
@@ -144,7 +155,7 @@ def remaining_prompts_markdown(plan: TrackPlan, report: Mapping[str, Any]) -> st
             current = p["arc_number"]
             lines += [f"## Arc {p['arc_number']}: {p['arc_name']}", ""]
         lines += [f"### Prompt {p['prompt_number']} — make {p['songs_needed']} take(s) ({p['status']})", "",
-                  p["text"], ""]
+                  p["text"], "", "Save as: " + ", ".join(p.get("save_as") or []), ""]
     if not needy:
         lines.append("Every prompt is covered.")
     return "\n".join(lines).rstrip() + "\n"

@@ -218,13 +218,13 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     mode, target = render_target_seconds(duration)
     plan = require_plan(lib, track_number)
     header, entries = stored_plan(lib, track_number)
-    plan_id = header["plan_id"]
+    plan_id, plan_target = header["plan_id"], header["target_seconds"]
     if mode == "hours":
         _, mix = plan_track(lib, track_number, duration_minutes=target / 60.0, allocation=header["allocation"],
                             max_repeats=int(header["max_repeats"]), min_similarity=options["min_similarity"],
                             crossfade_seconds=options["crossfade_seconds"], store=False)
         entries = entries_frame(mix)
-        plan_id, target = f"{plan_id}+replan-{target / 3600:g}h", None
+        plan_id, plan_target, target = f"{plan_id}+replan-{target / 3600:g}h", target, None
     songs = selected_songs(entries)
     _resolve_placed(lib, track_dir_for(Path(tracks_dir), track_number), songs)
     missing = [s for s in songs if not Path(s.path).is_file()]
@@ -245,8 +245,11 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
                         true_peak_db=options["true_peak_db"], fade_in=options["fade_in_seconds"],
                         fade_out=options["fade_out_seconds"], width=options["width"], height=options["height"],
                         chapters=chapters, on_progress=on_progress).to_dict()
-    report.update({"plan_id": plan_id, "render_mode": mode, "skipped_missing": [s.path for s in missing]})
-    # render_report.json says which plan it rendered, like the library's record of it.
+    # The report says which plan it rendered and that plan's target (auto renders the whole plan).
+    report.update({"plan_id": plan_id, "render_mode": mode, "plan_target_seconds": plan_target,
+                   "skipped_missing": [s.path for s in missing]})
+    if report.get("target_seconds") is None:
+        report["target_seconds"] = plan_target
     write_json_atomic(out_dir / "render_report.json", report)
     lib.record_render(track_number, render_id=f"{track_number}-{render_id}", plan_id=plan_id,
                       output_dir=str(out_dir), report=report)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lofi_pipeline.core.errors import AudioFileError, ConfigError, RenderError
-from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
+from lofi_pipeline.core.files import umask_mode, write_json_atomic, write_text_atomic
 from lofi_pipeline.core.identity import content_hash
 from lofi_pipeline.core.models import SelectedSong
 
@@ -113,6 +113,7 @@ def _place(src: Path, dest: Path, *, mode: TransferMode, src_hash: str) -> str:
     tmp = Path(tmp_name)
     try:
         _copy_file(src, tmp)
+        os.chmod(tmp, umask_mode())  # mkstemp made it 0600; a placed song gets the user's umask
         if tmp.stat().st_size != src.stat().st_size or content_hash(tmp) != src_hash:
             raise OSError(errno.EIO, f"copy of {src} does not match the source (size or hash)")
         os.link(tmp, dest)

@@ -142,6 +142,8 @@ def test_gap_report_statuses_headline_and_remaining_prompts(tmp_path):
     remaining = remaining_prompts_markdown(plan, report)
     assert "full suno text 2, warm tape" in remaining and "full suno text 4, warm tape" in remaining
     assert "full suno text 1," not in remaining and "full suno text 3," not in remaining
+    # new takes are named for this track's prompt, so the import counts them as its own songs
+    assert report["prompts"][3]["save_as"][0] == f"A_2_4_{TRACK}a.mp3" and f"A_2_4_{TRACK}a.mp3" in remaining
     files = write_gap_files(report, plan, tmp_path)
     assert json.loads(files["json"].read_text())["songs_to_generate"] == report["songs_to_generate"]
     assert "Songs to generate" in files["markdown"].read_text()

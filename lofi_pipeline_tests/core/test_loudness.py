@@ -79,10 +79,16 @@ def test_meter_copies_a_reused_buffer_when_asked():
 
 
 def test_meter_abort_is_safe_twice():
+    import threading
+
+    before = {t.ident for t in threading.enumerate() if t.name == "loudness-meter"}
     meter = LoudnessMeter(44100, 2)
     meter.add(np.zeros((1000, 2), np.float32))
     meter.abort()
-    meter.abort()
+    meter.abort()  # idempotent: no second sentinel, no second close of the state
+    assert not meter._thread.is_alive()  # the meter thread ended, nothing left running
+    assert {t.ident for t in threading.enumerate() if t.name == "loudness-meter"} <= before
+    assert meter.queue.empty() and meter.error is None
 
 
 def test_true_peak_finds_inter_sample_peak():

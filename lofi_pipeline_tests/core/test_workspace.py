@@ -281,3 +281,18 @@ def test_write_json_atomic_replaces_whole_file(tmp_path):
     write_json_atomic(target, {"a": 2, "title": "Nuit — été"})
     assert json.loads(target.read_text(encoding="utf-8")) == {"a": 2, "title": "Nuit — été"}
     assert [p.name for p in target.parent.iterdir()] == ["published.json"]
+
+
+def test_placed_songs_and_written_files_follow_the_umask(library):
+    import stat
+
+    lib, songs, track = library
+    old = os.umask(0o022)
+    try:
+        prepare_render_folder(track, songs, remaining_prompts_md="# Remaining\n")
+    finally:
+        os.umask(old)
+    placed = sorted((track / "Songs").iterdir())
+    assert placed and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in placed)
+    assert stat.S_IMODE((track / "render_plan.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((track / "remaining-prompts.md").stat().st_mode) == 0o644

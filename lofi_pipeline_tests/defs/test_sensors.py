@@ -47,7 +47,7 @@ def test_file_is_imported_once_when_stable(setup):
     [req] = _requests(result)
     assert req.partition_key == "12"
     folders = req.run_config["ops"]["audio_features"]["config"]["folders"]
-    assert folders == [str(rendered)]
+    assert folders == [str(song)]  # exactly the stable file, not its folder
     assert result.dynamic_partitions_requests[0].partition_keys == ["12"]
 
     result, cursor = _tick(instance, library, cursor)
