@@ -249,7 +249,7 @@ def init() -> None:
         Path(d).mkdir(parents=True, exist_ok=True)
     version = Library(s.duckdb_path, home=s.home).init()
     prepare_instance(s)
-    out.print(f"library ready in {s.home} (schema v{version}, settings {cfg.name})")
+    out.print(f"library ready in {safe(s.home)} (schema v{version}, settings {cfg.name})")
 
 
 @app.command("import")
@@ -386,9 +386,9 @@ def analyze(
     else:
         table = Table("file", "duration", "BPM", "key", "camelot", "LUFS", "error")
         for r in results:
-            table.add_row(Path(r.path).name, f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
+            table.add_row(safe(Path(r.path).name), f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
                           f"{r.bpm:.1f}" if r.bpm else "—", r.key or "—", r.camelot or "",
-                          f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", r.error or "")
+                          f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", safe(r.error or ""))
         out.print(table)
     if any(r.error for r in results):
         raise typer.Exit(code=1)
@@ -491,7 +491,7 @@ def query(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-        out.print(f"wrote {output}")
+        out.print(f"wrote {safe(output)}")
 
 
 @app.command()
@@ -594,7 +594,7 @@ def prepare_render(track: TrackOpt,
     meta = asset_metadata(result, "render_folder")
     placed = sum(meta.get(f"songs_{a}", 0) for a in ("copied", "hardlinked", "moved"))
     out.print(f"{meta.get('songs', 0)} songs: {placed} placed, {meta.get('songs_unchanged', 0)} already there, "
-              f"conflicts: {', '.join(meta.get('conflicts') or []) or 'none'}")
+              f"conflicts: {safe(', '.join(meta.get('conflicts') or []) or 'none')}")
 
 
 @app.command()

@@ -45,6 +45,56 @@ def filename_fields(filename: str) -> dict[str, object]:
             "source_track": name.source_track, "take": name.take, "name_warning": None}
 
 
+# Audio that is probably not a song: imported with a flag, left out of mix plans.
+NEAR_SILENT_LUFS = -50.0  # integrated loudness below this is near-silence
+SILENT_LUFS = -70.0  # EBU R128's absolute gate: nothing measurable below it
+MAX_SONG_MINUTES = 20.0  # a Suno song is 2-8 min; a file over this is a mix, a recording left running, ...
+
+
+def audio_flags(*, duration_seconds: float | None, loudness_lufs: float | None) -> list[str]:
+    """Why an analysed file looks like no song, one short warning per reason (empty: it looks fine).
+
+    ``loudness_lufs`` of None means the meter found nothing above its absolute
+    gate (−70 LUFS): silence. The library stores the list as ``songs.flags``;
+    planning leaves flagged songs out (see :func:`lofi_pipeline.core.planning.usable_songs`).
+    """
+    def number(v):
+        return None if v is None or (isinstance(v, float) and v != v) else float(v)
+
+    flags = []
+    lufs, seconds = number(loudness_lufs), number(duration_seconds)
+    if lufs is None or lufs < SILENT_LUFS:
+        flags.append(f"silent: no measurable loudness (below {SILENT_LUFS:g} LUFS)")
+    elif lufs < NEAR_SILENT_LUFS:
+        flags.append(f"near-silent: {lufs:.1f} LUFS (below {NEAR_SILENT_LUFS:g} LUFS)")
+    if seconds is not None and seconds > MAX_SONG_MINUTES * 60:
+        flags.append(f"too long: {seconds / 60:.1f} min (over {MAX_SONG_MINUTES:g} min)")
+    return flags
+
+
+def flagged(songs: "pd.DataFrame") -> "pd.Series":
+    """True for each row of the songs table that carries a flag (see :func:`audio_flags`).
+
+    A row whose ``flags`` were never set (analysed before flags existed) is
+    judged by the rule on its stored duration and loudness, so an old
+    library's silent files are left out before their next import stores the flags.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if "flags" not in songs.columns or songs.empty:
+        return pd.Series(False, index=songs.index, dtype=bool)
+    can_judge = "loudness_lufs" in songs.columns and "duration_seconds" in songs.columns
+
+    def one(row) -> bool:
+        if isinstance(row.flags, (list, tuple, np.ndarray)):
+            return len(row.flags) > 0
+        return can_judge and bool(audio_flags(duration_seconds=row.duration_seconds,
+                                              loudness_lufs=row.loudness_lufs))
+
+    return pd.Series([one(r) for r in songs.itertuples()], index=songs.index, dtype=bool)
+
+
 def list_audio_files(folders: list[Path]) -> tuple[list[Path], list[str]]:
     """Audio files under the folders, and a warning per missing folder."""
     from lofi_pipeline.core.audio import iter_audio_files
@@ -76,7 +126,13 @@ class ImportScan:
 def scan_for_import(files: list[Path], *, known: dict[str, tuple[str, int, float, str | None]],
                     versions: dict[str, str], analyzer_version: str, force: bool = False) -> ImportScan:
     """Sort files into unchanged (same path, size, mtime), known content (a copy, a touched file)
-    and new: only the new ones are analysed."""
+    and new: only the new ones are analysed.
+
+    A batch survives a bad file: one that vanished since the folder was listed
+    (moved by prepare-render, deleted) is left out, and one that cannot be read
+    becomes an ``error`` row (with the known-content rows) naming the reason.
+    """
+    from lofi_pipeline.core.errors import AudioFileError
     from lofi_pipeline.core.identity import content_hash
 
     to_analyze: list[Path] = []
@@ -84,12 +140,21 @@ def scan_for_import(files: list[Path], *, known: dict[str, tuple[str, int, float
     rows: list[dict] = []
     unchanged = 0
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            continue  # gone since it was listed: nothing to import
         state = FileState(str(f.resolve()), st.st_size, st.st_mtime)
         if not needs_analysis(state, known, analyzer_version, force=force):
             unchanged += 1
             continue
-        digest = content_hash(f)
+        try:
+            digest = content_hash(f)
+        except AudioFileError as exc:
+            if f.exists():
+                rows.append({"path": state.path, "file_size": state.size, "file_mtime": state.mtime,
+                             "status": "error", "error": exc.reason})
+            continue
         if not force and versions.get(digest) == analyzer_version:
             rows.append({"path": state.path, "file_size": state.size, "file_mtime": state.mtime,
                          "content_hash": digest, "status": "known_content"})

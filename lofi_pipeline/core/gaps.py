@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from lofi_pipeline.core.files import write_text_atomic
+from lofi_pipeline.core.mixplan import heard_seconds
 from lofi_pipeline.core.models import TrackPlan
 
 DEFAULT_SONG_SECONDS = 180.0  # a typical Suno song when the plan gives no hint
@@ -50,7 +51,7 @@ def build_gap_report(plan: TrackPlan, mix, matches: pd.DataFrame | None = None, 
     lengths = sorted(e.length_seconds for e in first)
     typical = lengths[len(lengths) // 2] if lengths else DEFAULT_SONG_SECONDS
     # New songs are full Suno songs, whatever the length of the clips already in the library.
-    effective = max(typical, 120.0) - mix.crossfade_seconds
+    effective = heard_seconds(max(typical, 120.0), mix.crossfade_seconds)
     targets = {a.arc_number: a.target_seconds for a in mix.arcs}
     prompts = []
     for arc in plan.arcs:
@@ -58,14 +59,14 @@ def build_gap_report(plan: TrackPlan, mix, matches: pd.DataFrame | None = None, 
         for p in arc.prompts:
             mine = [e for e in first if e.prompt_order == p.order]
             good = [e for e in mine if e.source == "own" or (e.similarity or 0.0) >= good_similarity]
-            seconds = sum(e.length_seconds - mix.crossfade_seconds for e in mine)
+            seconds = sum(heard_seconds(e.length_seconds, mix.crossfade_seconds) for e in mine)
             if not mine:
                 status = "missing"
             elif good and seconds >= 0.9 * share:
                 status = "covered"
             else:
                 status = "weak"
-            short = max(share - sum(e.length_seconds - mix.crossfade_seconds for e in good), 0.0)
+            short = max(share - sum(heard_seconds(e.length_seconds, mix.crossfade_seconds) for e in good), 0.0)
             needed = 0 if status == "covered" else max(1, math.ceil(short / effective))
             closest = best.get(p.order) or {}
             top = max(mine, key=lambda e: (e.source == "own", e.similarity or 0.0), default=None)

@@ -599,9 +599,12 @@ class Library:
         ``describe(songs, plans)`` (rows: song_id, prompt_text, song_text,
         text_from_prompt, vibe_tags, mood_keywords).
         """
+        from lofi_pipeline.core.catalog import audio_flags
+
         now = _now()
         added = updated = linked = 0
         name_warnings: list[str] = []
+        flag_warnings: list[str] = []
         rows = features.to_dict("records") if len(features) else []
         with self.write() as con:
             existing = {r[0] for r in con.execute("SELECT song_id FROM songs").fetchall()}
@@ -616,6 +619,12 @@ class Library:
                 song_id = row["content_hash"]
                 if row["status"] == "analysed":
                     analysis = {c: row.get(c) for c in ANALYSIS_COLUMNS}
+                    # Every analysis sets the flags afresh (a re-analysed song may lose or gain them).
+                    analysis["flags"] = audio_flags(duration_seconds=_plain(row.get("duration_seconds")),
+                                                    loudness_lufs=_plain(row.get("loudness_lufs")))
+                    if analysis["flags"]:
+                        flag_warnings.append(f"{Path(row['path']).name}: {'; '.join(analysis['flags'])}; "
+                                             "imported but left out of mix plans")
                     if song_id in existing:
                         reanalysed.append({"song_id": song_id, **analysis, "updated_at": now})
                     else:
@@ -642,9 +651,31 @@ class Library:
                 con.unregister(name)
                 updated = len(reanalysed)
             linked = self._insert(con, "song_files", db_frame(files), replace=True)
+            flag_warnings += self._flag_unchecked_songs(con, audio_flags)
             self._refresh_song_texts(con, describe)
         return {"songs_added": added, "songs_reanalysed": updated, "files_linked": linked,
-                "name_warnings": name_warnings}
+                "name_warnings": name_warnings, "flag_warnings": flag_warnings}
+
+    def _flag_unchecked_songs(self, con: duckdb.DuckDBPyConnection,
+                              audio_flags: Callable[..., list[str]]) -> list[str]:
+        """Set the flags of songs analysed before flags existed (NULL), from their stored analysis."""
+        rows = con.execute("SELECT song_id, filename, duration_seconds, loudness_lufs FROM songs "
+                           "WHERE flags IS NULL").df()
+        if rows.empty:
+            return []
+        found = [{"song_id": r.song_id, "filename": r.filename,
+                  "flags": audio_flags(duration_seconds=_plain(r.duration_seconds),
+                                       loudness_lufs=_plain(r.loudness_lufs))} for r in rows.itertuples()]
+        frame = pd.DataFrame({"song_id": [f["song_id"] for f in found],
+                              "flags": [json.dumps(f["flags"]) for f in found]})
+        name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
+        con.register(name, frame)
+        try:
+            con.execute(f"UPDATE songs SET flags = CAST(r.flags AS JSON)::VARCHAR[] FROM {name} r "
+                        "WHERE songs.song_id = r.song_id")
+        finally:
+            con.unregister(name)
+        return [f"{f['filename']}: {'; '.join(f['flags'])}; left out of mix plans" for f in found if f["flags"]]
 
     def _refresh_song_texts(self, con: duckdb.DuckDBPyConnection,
                             describe: Callable[[pd.DataFrame, dict[int, TrackPlan]], pd.DataFrame]) -> int:

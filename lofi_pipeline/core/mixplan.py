@@ -116,6 +116,15 @@ class MixPlan:
                    arcs=[ArcSummary(**a) for a in summary.get("arcs", [])], notes=list(summary.get("notes", [])))
 
 
+def heard_seconds(length: float, crossfade: float) -> float:
+    """Seconds a song adds to the mix: its length less the crossfade into the next one.
+
+    The crossfade is shortened to half the song, as the layout below and the
+    render do, so a long crossfade never makes a song count as negative time.
+    """
+    return length - min(crossfade, length / 2)
+
+
 def _missing(v: Any) -> bool:
     try:
         return v is None or bool(pd.isna(v))
@@ -233,7 +242,7 @@ def plan_mix(plan: TrackPlan, *, track_number: int, songs: pd.DataFrame, matches
         chosen = _fill(arc, pools, goal, crossfade_seconds)
         ordered = _order(chosen, direction)
         plays, shortfall = _repeat(ordered, goal, crossfade_seconds, max_repeats)
-        filled = sum(c["length"] - crossfade_seconds for c, _ in plays)
+        filled = sum(heard_seconds(c["length"], crossfade_seconds) for c, _ in plays)
         carry = goal - filled if shortfall <= 0 else 0.0  # an arc that ran out does not starve the next
         summary = ArcSummary(arc_number=arc.number, arc_name=arc.name, direction=direction,
                              target_seconds=round(share, 3), songs=len(ordered),
@@ -243,7 +252,8 @@ def plan_mix(plan: TrackPlan, *, track_number: int, songs: pd.DataFrame, matches
         if summary.repeats:
             repeat_seconds = sum(c["length"] for c, k in plays if k > 0)
             typical = sorted(c["length"] for c in ordered)[len(ordered) // 2]
-            summary.songs_to_remove_repeats = math.ceil(repeat_seconds / max(typical - crossfade_seconds, 1.0))
+            summary.songs_to_remove_repeats = math.ceil(repeat_seconds
+                                                        / max(heard_seconds(typical, crossfade_seconds), 1.0))
             mix.notes.append(f"arc {arc.number} ({arc.name}): {summary.repeats} repeated play(s) of its "
                              f"{summary.songs} song(s), at most {max_repeats} extra per song; "
                              f"{summary.songs_to_remove_repeats} new song(s) would remove them")
@@ -285,7 +295,7 @@ def _fill(arc: Arc, pools: dict[int, list[dict]], goal: float, crossfade: float)
             if q and filled < goal:
                 c = q.pop(0)
                 chosen.append(c)
-                filled += c["length"] - crossfade
+                filled += heard_seconds(c["length"], crossfade)
     return chosen
 
 
@@ -332,7 +342,7 @@ def _order(chosen: list[dict], direction: str) -> list[dict]:
 def _repeat(ordered: list[dict], goal: float, crossfade: float, max_repeats: int) -> tuple[list[tuple[dict, int]], float]:
     """Whole passes through the arc's order until the goal; never one song twice in a row."""
     plays = [(c, 0) for c in ordered]
-    filled = sum(c["length"] - crossfade for c in ordered)
+    filled = sum(heard_seconds(c["length"], crossfade) for c in ordered)
     if len(ordered) < 2:
         return plays, goal - filled
     k = 1
@@ -341,7 +351,7 @@ def _repeat(ordered: list[dict], goal: float, crossfade: float, max_repeats: int
             if filled >= goal:
                 break
             plays.append((c, k))
-            filled += c["length"] - crossfade
+            filled += heard_seconds(c["length"], crossfade)
         k += 1
     return plays, goal - filled
 

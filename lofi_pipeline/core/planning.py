@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from lofi_pipeline.core.catalog import flagged
 from lofi_pipeline.core.errors import ConfigError, LofiError, RenderError
 from lofi_pipeline.core.library import Library
 from lofi_pipeline.core.models import SelectedSong, TrackPlan
@@ -43,6 +44,8 @@ def match_track(lib: Library, track_number: int, *, query: dict[str, Any], weigh
 
     plan = require_plan(lib, track_number)
     songs, matrix = lib.song_matrix(MODEL_NAME, recent_tracks=recent_tracks)
+    keep = ~flagged(songs)  # silence and very long files are no match for any prompt
+    songs, matrix = songs[keep].reset_index(drop=True), matrix[keep.to_numpy()]
     texts = prompt_query_texts(plan)
     pvecs = encode(texts) if texts else np.zeros((0, DIMENSIONS), np.float32)
     vibe, mood = split_tag_filters(query.get("tags") or [])
@@ -89,12 +92,9 @@ def plan_track(lib: Library, track_number: int, *, duration_minutes: float | Non
 
 
 def usable_songs(lib: Library) -> pd.DataFrame:
-    """The library's songs a plan may use (flagged audio — silence, very long files — is left out)."""
+    """The library's songs a plan may use: flagged audio (silence, very long files) is left out."""
     songs = lib.songs()
-    if "flags" in songs.columns:
-        flagged = songs["flags"].map(lambda f: isinstance(f, (list, tuple, np.ndarray)) and len(f) > 0)
-        songs = songs[~flagged]
-    return songs.reset_index(drop=True)
+    return songs[~flagged(songs)].reset_index(drop=True)
 
 
 def stored_plan(lib: Library, track_number: int, *, need_songs: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -154,16 +154,27 @@ def prepare_track(lib: Library, track_number: int, *, tracks_dir: str | Path, mo
     first_plays = selected_songs(entries[entries["repeat"] == 0])
     _resolve_paths(lib, first_plays)
     remaining = track_dir / "metadata" / "remaining-prompts.md"
-    result = prepare_render_folder(track_dir, first_plays, mode=mode, crossfade_seconds=crossfade_seconds,
-                                   remaining_prompts_md=remaining.read_text() if remaining.exists() else None,
-                                   plan_id=header["plan_id"])
-    moved = {p.source: p.dest for p in result.placed if p.action == "moved"}
-    lib.move_song_files(moved)
+    try:
+        result = prepare_render_folder(track_dir, first_plays, mode=mode, crossfade_seconds=crossfade_seconds,
+                                       remaining_prompts_md=remaining.read_text() if remaining.exists() else None,
+                                       plan_id=header["plan_id"])
+    except RenderError as exc:  # stopped midway (disk full...): what moved before it has moved
+        if getattr(exc, "partial", None) is not None:
+            lib.move_song_files(_new_locations(exc.partial))
+        raise
+    lib.move_song_files(_new_locations(result))
     if result.missing:
         raise LofiError(f"track {track_number}: {len(result.missing)} planned song(s) not found, e.g. "
                         f"{result.missing[0].source}; re-import the folder they are in, then run "
                         f"`lofi query --track {track_number}` again")
     return result, header["plan_id"]
+
+
+def _new_locations(result) -> dict[str, str]:
+    """Old path -> new path of every placed song whose source is gone: moved now, or by an
+    earlier move that was killed before the library heard of it (found in place this time)."""
+    return {p.source: p.dest for p in result.placed
+            if p.action == "moved" or (p.action == "unchanged" and not Path(p.source).exists())}
 
 
 def _resolve_paths(lib: Library, songs: list[SelectedSong]) -> None:
@@ -229,12 +240,13 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     render_id = datetime.now().strftime("%Y%m%d_%H%M%S")
     out_dir = track_dir / "Rendered" / f"output_{render_id}"
     chapters = chapters_for_render(render_plan, plan)
+    # Texts beside the video first, the video last (render_mix renames mix.mp4 into place at its end).
+    write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     report = render_mix(render_plan, output_dir=out_dir, background=find_background(track_dir / "Video"),
                         ffmpeg_exe=options["ffmpeg_exe"], target_lufs=options["target_lufs"],
                         true_peak_db=options["true_peak_db"], fade_in=options["fade_in_seconds"],
                         fade_out=options["fade_out_seconds"], width=options["width"], height=options["height"],
                         chapters=chapters, on_progress=on_progress, on_phase=on_phase).to_dict()
-    write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     # The report says which plan it rendered and that plan's target (auto renders the whole plan).
     report.update({"plan_id": plan_id, "render_mode": mode, "plan_target_seconds": plan_target,
                    "skipped_missing": [s.path for s in missing]})

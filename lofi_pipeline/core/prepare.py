@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -106,7 +107,8 @@ def _place(src: Path, dest: Path, *, mode: TransferMode, src_hash: str) -> str:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
             # other filesystem / no hardlinks there: fall back to a verified copy
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    # Hidden, and named with our pid so a later run can tell a killed run's leftover from a live copy.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=_PARTIAL_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -124,6 +126,36 @@ def _place(src: Path, dest: Path, *, mode: TransferMode, src_hash: str) -> str:
         src.unlink()
         return "moved"
     return "copied" if mode == "copy" else "hardlinked"
+
+
+_PARTIAL_SUFFIX = ".partial"
+_PARTIAL_PID = re.compile(r"^\..+\.(?P<pid>\d+)-[^.]*\.partial$")
+
+
+def _remove_stale_partials(songs_dir: Path) -> list[Path]:
+    """Remove hidden ``.partial`` copies that killed runs left in ``songs_dir``; returns them.
+
+    A copy whose pid is a live process other than this one is another
+    prepare-render at work and stays. Unreadable names (copies of versions that
+    did not record the pid) are left over by definition. Errors are ignored:
+    a leftover only costs disk space.
+    """
+    from lofi_pipeline.core.render import _pid_alive
+
+    removed = []
+    for p in songs_dir.iterdir():
+        if not (p.name.startswith(".") and p.name.endswith(_PARTIAL_SUFFIX)) or not p.is_file():
+            continue
+        m = _PARTIAL_PID.match(p.name)
+        pid = int(m["pid"]) if m else None
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def prepare_render_folder(track_dir: Path, selection: list[SelectedSong], *, mode: TransferMode = "copy",
@@ -164,6 +196,8 @@ def prepare_render_folder(track_dir: Path, selection: list[SelectedSong], *, mod
     songs_dir = track_dir / "Songs"
     songs_dir.mkdir(parents=True, exist_ok=True)
     result = PrepareResult(track_dir=track_dir, songs_dir=songs_dir)
+    for p in _remove_stale_partials(songs_dir):
+        result.warnings.append(f"removed {p.name}, a partial copy left by an interrupted prepare-render")
     ordered = sorted(selection, key=lambda s: s.order)
     width = max(3, len(str(max((s.order for s in ordered), default=1))))
     targets: set[str] = set()
@@ -196,9 +230,11 @@ def prepare_render_folder(track_dir: Path, selection: list[SelectedSong], *, mod
         except (OSError, AudioFileError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             done = sum(p.action in ("copied", "hardlinked", "moved", "unchanged") for p in result.placed[:-1])
-            raise RenderError(f"prepare-render stopped at {src} -> {dest}: {reason}. {done} song(s) were "
-                              "placed before it, this one is still at its source and nothing was deleted "
-                              "unverified; fix the cause and run again") from exc
+            error = RenderError(f"prepare-render stopped at {src} -> {dest}: {reason}. {done} song(s) were "
+                                "placed before it, this one is still at its source and nothing was deleted "
+                                "unverified; fix the cause and run again")
+            error.partial = result  # what was placed (and moved) before it, for the caller to record
+            raise error from exc
         if placed.action in ("copied", "hardlinked", "moved", "unchanged"):
             result.render_selection.append(SelectedSong(**{**asdict(song), "path": str(dest)}))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -19,6 +19,17 @@ class LibraryStats:
     bpm: pd.DataFrame  # bpm (bin start), songs
     keys: pd.DataFrame  # key, songs
     energy: pd.DataFrame  # energy_level, songs
+    flagged: int = 0  # songs with a flag (silent, near-silent, too long): left out of mixes
+    flagged_songs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["filename", "flags"]))
+
+
+def _flagged_songs(songs: pd.DataFrame) -> pd.DataFrame:
+    """filename and its flags joined, for every flagged song."""
+    from lofi_pipeline.core.catalog import flagged
+
+    rows = songs[flagged(songs)] if len(songs) else songs
+    return pd.DataFrame({"filename": list(rows.get("filename", [])),
+                         "flags": ["; ".join(f) for f in rows.get("flags", [])]}, columns=["filename", "flags"])
 
 
 def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> LibraryStats:
@@ -27,6 +38,7 @@ def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> Librar
         empty = pd.DataFrame(columns=["value", "songs"])
         return LibraryStats(0, 0.0, tracks, published, pd.DataFrame(columns=["filename", "times_used"]),
                             empty, empty, empty)
+    bad = _flagged_songs(songs)
     bpm = songs["bpm"].dropna()
     bins = (bpm // BPM_BIN * BPM_BIN).astype(int).value_counts().sort_index()
     used = songs[songs["times_used"].fillna(0) > 0].sort_values("times_used", ascending=False)
@@ -38,6 +50,7 @@ def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> Librar
         bpm=pd.DataFrame({"bpm": [f"{b}–{b + BPM_BIN - 1}" for b in bins.index], "songs": bins.values}),
         keys=songs["key"].dropna().value_counts().rename_axis("key").reset_index(name="songs"),
         energy=songs["energy_level"].dropna().value_counts().rename_axis("energy").reset_index(name="songs"),
+        flagged=len(bad), flagged_songs=bad,
     )
 
 
@@ -65,6 +78,9 @@ def stats_markdown(stats: LibraryStats) -> str:
     """A Markdown report with bar charts (shown as asset metadata in the Dagster UI)."""
     parts = [f"**{stats.songs} songs**, **{stats.hours} h** of music, {stats.tracks} tracks "
              f"({stats.published} published)", ""]
+    if stats.flagged:
+        parts += [f"**{stats.flagged} flagged song(s)** (silent, near-silent or too long; left out of mixes)",
+                  "", stats.flagged_songs.to_markdown(index=False), ""]
     for title, df in [("BPM", stats.bpm), ("Keys", stats.keys), ("Energy", stats.energy)]:
         if len(df):
             parts += [f"### {title}", with_bars(df).to_markdown(index=False), ""]

@@ -132,11 +132,13 @@ def songs_table(context: dg.AssetExecutionContext, library: LibraryResource) -> 
     lib = library.library()
     counts = lib.upsert_songs(n, library.read_features(n), filename_fields=filename_fields,
                               describe=describe_songs)
-    for w in counts["name_warnings"]:
+    for w in counts["name_warnings"] + counts["flag_warnings"]:
         context.log.warning(w)
     return dg.MaterializeResult(metadata={
-        **{k: v for k, v in counts.items() if k != "name_warnings"}, **lib.library_summary(),
+        **{k: v for k, v in counts.items() if k not in ("name_warnings", "flag_warnings")}, **lib.library_summary(),
         "name_warnings": dg.MetadataValue.json(counts["name_warnings"]),
+        "flagged_songs": len(counts["flag_warnings"]),  # silent, near-silent or too long: not planned
+        "flag_warnings": dg.MetadataValue.json(counts["flag_warnings"]),
         "import_errors": views.md_table(lib.import_errors(n)),
         "bpm_distribution": views.md_table(lib.bpm_distribution()),
         "parquet": dg.MetadataValue.path(lib.export_parquet("songs", library.export_dir))})
