@@ -669,6 +669,13 @@ def stats() -> None:
     st = stats_from_library(_library())
     out.print(f"[bold]{st.songs}[/bold] songs, [bold]{st.hours}[/bold] h, {st.tracks} tracks "
               f"({st.published} published)")
+    if st.flagged:
+        out.print(f"[yellow]{st.flagged} flagged song(s)[/yellow] (silent, near-silent or over 20 min): "
+                  "left out of mixes")
+        table = Table("file", "flags", title="flagged")
+        for row in st.flagged_songs.itertuples(index=False):
+            table.add_row(safe(row[0]), safe(", ".join(row[1]) if not isinstance(row[1], str) else row[1]))
+        out.print(table)
     for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
                       ("energy", with_bars(st.energy)), ("most used", st.most_used)]:
         if len(df):

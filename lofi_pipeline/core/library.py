@@ -328,6 +328,11 @@ def db_frame(rows: pd.DataFrame | list[dict[str, Any]], columns: list[str] | Non
     return df
 
 
+def _is_page_file(ref: str | None) -> bool:
+    """A page reference that is a Markdown export file (not a Notion URL or page id)."""
+    return bool(ref) and "://" not in ref and Path(ref).suffix.lower() in (".md", ".markdown", ".txt")
+
+
 def _params(values: list[Any]) -> list[Any]:
     return [_plain(v) for v in values]
 
@@ -524,7 +529,7 @@ class Library:
         now = _now()
         track = {
             "track_number": track_number, "title": plan.title, "page_title": plan.page_title,
-            "page_ref": page_ref, "last_edited_time": last_edited_time,
+            "page_ref": self._stored_page_ref(page_ref), "last_edited_time": last_edited_time,
             "output_filename": plan.output_filename, "upload_schedule": plan.upload_schedule,
             "duration_minutes": plan.duration_minutes, "mood_arc": plan.mood_arc,
             "ctr_target": plan.ctr_target, "retention_target": plan.retention_target,
@@ -573,7 +578,12 @@ class Library:
 
     def page_ref(self, track_number: int) -> str | None:
         """Where the track's page was imported from (a Notion URL or export file), if known."""
-        return self.scalar("SELECT page_ref FROM tracks WHERE track_number = ?", [track_number])
+        ref = self.scalar("SELECT page_ref FROM tracks WHERE track_number = ?", [track_number])
+        return self.full_path(ref) if _is_page_file(ref) else ref
+
+    def _stored_page_ref(self, ref: str | None) -> str | None:
+        """An export file inside the library is stored relative to it (a copied library reads its own)."""
+        return self.store_path(ref) if _is_page_file(ref) else ref
 
     # -- songs ---------------------------------------------------------------
     def known_files(self) -> dict[str, tuple[str, int, float, str | None]]:

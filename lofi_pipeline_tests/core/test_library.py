@@ -229,3 +229,15 @@ def test_backup_is_taken_before_a_migration(tmp_path):
     old.close()
     Library(db).init()  # nothing pending: no second backup
     assert len(list(tmp_path.glob("lofi.duckdb.v*.bak"))) == 1
+
+
+def test_page_files_inside_the_library_are_stored_relative(tmp_path):
+    lib = Library(tmp_path / "data" / "lofi.duckdb", home=tmp_path)
+    lib.upsert_plan(7, _plan(), page_ref=str(tmp_path / "data" / "notion_export" / "Track 7.md"))
+    lib.upsert_plan(8, _plan(), page_ref="https://www.notion.so/Track-8-2a8433e57885800ab456d6dd739b5d36")
+    assert lib.scalar("SELECT page_ref FROM tracks WHERE track_number = 7") == "data/notion_export/Track 7.md"
+    assert lib.page_ref(7) == str(tmp_path / "data" / "notion_export" / "Track 7.md")
+    assert lib.page_ref(8).startswith("https://www.notion.so/")
+    # a copy of the library reads its own page file
+    copy = Library(tmp_path / "data" / "lofi.duckdb", home=tmp_path / "elsewhere")
+    assert copy.page_ref(7) == str(tmp_path / "elsewhere" / "data" / "notion_export" / "Track 7.md")
