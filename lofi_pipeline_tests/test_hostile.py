@@ -395,6 +395,7 @@ def test_page_text_is_printed_literally_everywhere(lofi_home, monkeypatch, tmp_p
     monkeypatch.setenv("COLUMNS", "250")  # wide enough that no table cell is cut or wrapped
     page = tmp_path / "Track 31.md"
     page.write_text(HOSTILE_PAGE, encoding="utf-8")
+    assert runner.invoke(app, ["init"]).exit_code == 0  # a library: commands refuse a folder that is not one
     shown = {}
     for name, args in [("parse", ["notion", "parse", str(page)]),
                        ("import", ["import", "--track", "31", "--page", str(page)]),
