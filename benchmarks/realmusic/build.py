@@ -247,7 +247,32 @@ def _game_label(path: Path) -> tuple[float | None, str | None]:
 # ------------------------------------------------------------------ rendering
 
 
+def _truncate_midi(src: Path, dst: Path, seconds: float) -> None:
+    """Cut a MIDI file after ``seconds`` (+2 s) so FluidSynth renders no more than we keep."""
+    import mido
+
+    midi = mido.MidiFile(str(src))
+    fastest = min([m.tempo for t in midi.tracks for m in t if m.type == "set_tempo"] or [500000])
+    limit = (seconds + 2.0) * 1e6 / fastest * midi.ticks_per_beat
+    for track in midi.tracks:
+        t, keep = 0, []
+        for msg in track:
+            t += msg.time
+            if t > limit and not msg.is_meta:
+                break
+            keep.append(msg)
+        chans = {m.channel for m in keep if hasattr(m, "channel")}
+        keep = [m for m in keep if m.type != "end_of_track"]
+        keep += [mido.Message("control_change", channel=c, control=123, value=0) for c in sorted(chans)]
+        keep.append(mido.MetaMessage("end_of_track"))
+        track[:] = keep
+    midi.save(str(dst))
+
+
 def _fluidsynth(midi_path: Path, wav: Path, seconds: float) -> np.ndarray:
+    cut = wav.with_suffix(".cut.mid")
+    _truncate_midi(midi_path, cut, seconds)
+    midi_path = cut
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(SR), "-F", str(wav), str(SOUNDFONT),
                     str(midi_path)], check=True, capture_output=True)
     import soundfile as sf
