@@ -26,7 +26,7 @@ from lofi_pipeline.core.audio.decode import (
     ANALYSIS_SR,
     EXCERPT_SECONDS,
     SUPPORTED_EXTENSIONS,
-    _without_libmpg123_noise,
+    _without_libmpg123_noise,  # noqa: F401 - the tests reach it as audio._without_libmpg123_noise
     iter_audio_files,
     load_audio,
 )
