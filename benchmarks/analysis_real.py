@@ -80,9 +80,13 @@ _ESSENTIA = {}
 
 
 def _essentia(path: str):
+    import essentia
     import essentia.standard as es
 
     if not _ESSENTIA:
+        # Essentia logs a warning per algorithm call; keep the report readable.
+        essentia.log.warningActive = False
+        essentia.log.infoActive = False
         _ESSENTIA["rhythm"] = es.RhythmExtractor2013(method="multifeature")
         _ESSENTIA["key"] = es.KeyExtractor()
     y = es.MonoLoader(filename=path, sampleRate=44100)()
@@ -153,6 +157,8 @@ def key_weighted(est: str | None, ref: str) -> float:
 
 def auroc(conf: list[float], right: list[bool]) -> float | None:
     """P(confidence of a right answer > that of a wrong one), ties count half."""
+    if all(x is None for x in conf):
+        return None  # a method without a confidence (the seed method)
     c = np.asarray([x if x is not None else 0.0 for x in conf], float)
     r = np.asarray(right, bool)
     if r.all() or not r.any():
