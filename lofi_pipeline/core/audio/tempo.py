@@ -25,9 +25,10 @@ Method
    a triplet-level pulse as strong as the beat (what separates T from 3T/2 and
    2T/3 in 3/4, 6/8 and swung feels), and kick/bass on the beat rather than
    between beats.
-5. **Confidence** = the periodicity strength (best salience above the median
-   of the curve) times the square root of the winning candidate's margin over
-   the runner-up (a close call between two levels is a likely error).
+5. **Confidence** grows with the periodicity strength (best salience above the
+   median of the curve) and with the winning candidate's margin over the
+   runner-up (a close call between two levels is a likely error); see
+   ``_STRENGTH_SCALE``.
    Beatless material gives ``(None, ...)``: a steady tone, drone or slow pad
    (the low+mid energy never rises by 1 dB within 93 ms), or no periodicity.
 """
@@ -43,8 +44,9 @@ TEMPO_MIN_BPM = 40.0
 TEMPO_MAX_BPM = 220.0
 TEMPO_PRIOR_CENTER_BPM = 100.0
 TEMPO_PRIOR_WIDTH_OCTAVES = 0.6
-TEMPO_MIN_STRENGTH = 0.05
-"""Below this periodicity strength the tempo is reported as ``None`` (beatless/ambient)."""
+TEMPO_MIN_STRENGTH = 0.0175
+"""Below this periodicity strength (best comb salience above the curve's median,
+in autocorrelation units) the tempo is reported as ``None`` (beatless/ambient)."""
 
 _COMB_WEIGHTS = (1.0, 0.5, 0.35, 0.25)
 _WEIGHTS = (1.0, 1.0, 0.0, 0.5, 2.0, 0.5)
@@ -54,7 +56,11 @@ search on the dev split (110 tempo-labelled files), checked on the known-answer
 grooves and synthetic songs of the tests. "Weak subdivisions" of the whole
 low+mid envelope got weight 0: on the dev split's drumless chorales, eighth-note
 passing tones make it push the quarter-note beat to the eighth."""
-_MARGIN_SCALE = 0.5
+_MARGIN_SCALE = 2.0
+_STRENGTH_SCALE = 0.35
+"""Confidence = (1 - exp(-strength / 0.35)) * (1 - exp(-margin / 2)): strength is the
+best salience above the median of the curve, margin the winning candidate's score
+lead (scales chosen on the dev split: AUROC for ranking errors 0.72 -> 0.75)."""
 _RELATIVES = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 _DEBUG = False
 _HOLD = 3
@@ -202,7 +208,7 @@ def _candidates(y: np.ndarray, sr: int) -> tuple[list[tuple[float, np.ndarray]],
         feats = _features(s_best, baseline, bpm, _beat_pattern(beat_env, fps, bpm),
                           _beat_pattern(envs[0], fps, bpm))
         out.append((bpm, feats))
-    strength = float(np.clip((float(sal.max()) - baseline) / 0.35, 0.0, 1.0))
+    strength = float(sal.max()) - baseline
     return out, acf, fps, strength
 
 
@@ -238,8 +244,10 @@ def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float | None, float]:
         for bpm, f in cands:
             print(f"  {bpm:7.2f} " + " ".join(f"{x:6.2f}" for x in f) + f" -> {float(f @ w):.2f}")
     best = _refine_period(acf, fps, scores[0][1])
-    margin = scores[0][0] - scores[1][0] if len(scores) > 1 else 1.0
-    confidence = strength * float(np.clip(margin / _MARGIN_SCALE, 0.0, 1.0)) ** 0.5
+    margin = scores[0][0] - scores[1][0] if len(scores) > 1 else 3.0 * _MARGIN_SCALE
+    # Smooth, unclipped maps: a clipped confidence ties at 1.0 and stops ranking.
+    confidence = (1.0 - np.exp(-max(strength, 0.0) / _STRENGTH_SCALE)) * (1.0 - np.exp(-margin / _MARGIN_SCALE))
+    confidence = float(confidence)
     if strength < TEMPO_MIN_STRENGTH:
         return None, round(confidence, 3)
     return round(float(best), 2), round(confidence, 3)
