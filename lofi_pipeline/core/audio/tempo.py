@@ -13,7 +13,7 @@ Method
    dotted-quarter or half-bar period that only lines up with the bar loses)
    over 40-220 BPM.
 3. **Candidates.** The best peak of ``S(T)`` times the tempo prior (log-normal
-   at 100 BPM, 0.6 octave) and its metrical relatives ``2T, T/2, 3T/2, 2T/3,
+   at 110 BPM, 0.6 octave) and its metrical relatives ``2T, T/2, 3T/2, 2T/3,
    3T, T/3`` in range, each moved to its own local salience peak.
 4. **Metrical level from evidence**, not a fixed salience ratio. For each
    candidate the beat-synchronous pattern of the *low+mid* envelope (kick,
