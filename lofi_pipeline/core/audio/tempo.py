@@ -64,7 +64,6 @@ _STRENGTH_SCALE = 0.35
 best salience above the median of the curve, margin the winning candidate's score
 lead (scales chosen on the dev split: AUROC for ranking errors 0.72 -> 0.75)."""
 _RELATIVES = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
-_DEBUG = False
 _HOLD = 3
 """Frames (of 11.6 ms) an onset's rise must last to count (see ``_onset_envelopes``)."""
 _MIN_RISE_DB = 1.0
@@ -242,9 +241,6 @@ def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float | None, float]:
     cands, acf, fps, strength = found
     w = np.asarray(_WEIGHTS)
     scores = sorted(((float(f @ w), bpm) for bpm, f in cands), reverse=True)
-    if _DEBUG:
-        for bpm, f in cands:
-            print(f"  {bpm:7.2f} " + " ".join(f"{x:6.2f}" for x in f) + f" -> {float(f @ w):.2f}")
     best = _refine_period(acf, fps, scores[0][1])
     margin = scores[0][0] - scores[1][0] if len(scores) > 1 else 3.0 * _MARGIN_SCALE
     # Smooth, unclipped maps: a clipped confidence ties at 1.0 and stops ranking.
