@@ -48,10 +48,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lofi_pipeline.core import audio
+from lofi_pipeline.core import audio, keys
 from lofi_pipeline.core.synth import (
     PITCH_CLASSES,
-    parse_key,
     synthesize_song,
     write_audio,
 )
@@ -155,10 +154,10 @@ def tempo_hits(est: float | None, ref: float) -> tuple[bool, bool]:
 
 def key_score(est: str | None, ref: str) -> float:
     """MIREX weighted key score (same 1.0, fifth 0.5, relative 0.3, parallel 0.2)."""
-    if est is None:
+    e, r = keys.parse_key(est), keys.parse_key(ref)
+    if e is None or r is None:
         return 0.0
-    et, em = parse_key(est)
-    rt, rm = parse_key(ref)
+    (et, em), (rt, rm) = e, r
     if (et, em) == (rt, rm):
         return 1.0
     if em == rm and (et - rt) % 12 == 7:

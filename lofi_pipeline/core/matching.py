@@ -45,6 +45,7 @@ from pathlib import PurePath
 import numpy as np
 import pandas as pd
 
+from lofi_pipeline.core import keys
 from lofi_pipeline.core.errors import ConfigError
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
 from lofi_pipeline.core.naming import parse_song_filename
@@ -383,48 +384,13 @@ def bpm_score(bpm: float | None, bpm_range: tuple[float, float] | None, tempo_pr
     return float(_bpm_scores(np.array([value]), target)[0])
 
 
-_CAMELOT_RE = re.compile(r"^\s*0?(1[0-2]|[1-9])\s*([AaBb])\s*$")
-_PITCHES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4, "E#": 5, "F": 5, "F#": 6,
-            "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11, "CB": 11, "B#": 0}
-# Camelot number of each major key by pitch class (C major = 8B); minor keys
-# share the number of their relative major (A minor = 8A).
-_KEY_NAME_RE = re.compile(r"^([A-Ga-g])([#♯b♭]?)\s*([A-Za-z]*)$")
-_MODES = {"": "major", "maj": "major", "major": "major", "m": "minor", "min": "minor", "minor": "minor"}
-_MAJOR_CAMELOT = {0: 8, 7: 9, 2: 10, 9: 11, 4: 12, 11: 1, 6: 2, 1: 3, 8: 4, 3: 5, 10: 6, 5: 7}
-
-
 def to_camelot(key: str | None) -> str | None:
     """Camelot code ("8A") for a Camelot code or a key name ("A minor", "F# major", "Am").
 
-    Returns None for an empty or unreadable value.
+    Returns None for an empty or unreadable value. Parsing lives in
+    :mod:`lofi_pipeline.core.keys`.
     """
-    if key is None or (isinstance(key, float) and math.isnan(key)):
-        return None
-    text = str(key).strip()
-    if not text:
-        return None
-    m = _CAMELOT_RE.match(text)
-    if m:
-        return f"{int(m[1])}{m[2].upper()}"
-    m = _KEY_NAME_RE.match(text)
-    if not m:
-        return None
-    accidental = {"♯": "#", "♭": "b"}.get(m[2], m[2])
-    pitch = _PITCHES.get(m[1].upper() + ("#" if accidental == "#" else "B" if accidental == "b" else ""))
-    mode = m[3].strip().lower()
-    if pitch is None or mode not in _MODES:
-        return None
-    if _MODES[mode] == "minor":
-        # A minor shares 8 with its relative major C (three semitones up).
-        return f"{_MAJOR_CAMELOT[(pitch + 3) % 12]}A"
-    return f"{_MAJOR_CAMELOT[pitch]}B"
-
-
-def _camelot_parts(code: str | None) -> tuple[int, str] | None:
-    code = to_camelot(code)
-    if code is None:
-        return None
-    return int(code[:-1]), code[-1]
+    return keys.camelot_code(key)
 
 
 def key_score(camelot_a: str | None, camelot_b: str | None) -> float:
@@ -434,13 +400,13 @@ def key_score(camelot_a: str | None, camelot_b: str | None) -> float:
     relative key (same number, other letter), 0.8; anything else 0.2;
     0.5 when either key is unknown. Key names ("A minor") are accepted too.
     """
-    a, b = _camelot_parts(camelot_a), _camelot_parts(camelot_b)
-    if a is None or b is None:
+    steps = keys.camelot_steps(camelot_a, camelot_b)
+    if steps is None:
         return UNKNOWN_SCORE
-    if a == b:
+    step, other_letter = steps
+    if step == 0 and not other_letter:
         return 1.0
-    step = min((a[0] - b[0]) % 12, (b[0] - a[0]) % 12)
-    if (a[1] == b[1] and step == 1) or (a[0] == b[0]):
+    if keys.compatible(camelot_a, camelot_b) or step == 0:
         return KEY_NEIGHBOUR_SCORE
     return KEY_OTHER_SCORE
 

@@ -1,0 +1,290 @@
+"""Tempo/key benchmark on real music: ours, the seed method and Essentia side by side.
+
+The corpus is built by ``benchmarks/realmusic/build.py`` (its docstring gives
+the sources, the label rules and the split rule). This script scores one
+split (``--split test`` by default; parameters are only ever chosen with
+``--split dev``) with ``mir_eval``:
+
+* tempo: Acc1 (within 4 % of the label), Acc2 (also x2, x1/2, x3, x1/3),
+  P-score (``mir_eval.tempo.detection``, 8 % tolerance, the label as the
+  only reference tempo);
+* key: ``mir_eval.key.weighted_score`` (MIREX: same 1.0, fifth 0.5,
+  relative 0.3, parallel 0.2), averaged over the key-labelled files;
+* stretch consistency: a ``sox tempo`` copy at x0.9 / x1.12 reads the
+  original's tempo times the factor (within 4 %); shift consistency: a
+  ``sox pitch`` copy at +2 / -3 semitones reads the original's key moved by
+  as much (the original is the clean render or the untouched recording; both
+  ``None`` counts as consistent, one ``None`` does not);
+* confidence: AUROC of the confidence for telling right from wrong answers
+  (1.0: every wrong answer has a lower confidence than every right one;
+  0.5: the confidence says nothing), for Acc1 and exact key;
+* wall seconds per file, each method in its own spawned worker process,
+  taking turns in blocks like ``benchmarks/analysis.py``.
+
+Methods: ours (``analyze_file``, the whole analysis: decode, loudness, tempo,
+key); the seed method (librosa defaults, as defined in
+``benchmarks/analysis.py``); Essentia 2.1 (``RhythmExtractor2013`` multifeature
+and ``KeyExtractor`` with its default profile). Essentia is AGPL-3: it is used
+here only, never by ``lofi_pipeline``; without it the column is skipped with a
+message (``pip install essentia`` to add it).
+
+Usage::
+
+    python benchmarks/realmusic/build.py      # once: builds the corpus
+    python benchmarks/analysis_real.py        # test split, all three methods
+    python benchmarks/analysis_real.py --split dev --methods ours --show-errors
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+CORPUS = HERE / "realmusic" / "corpus"
+_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_PC = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "G#": 8,
+       "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+
+
+# ---------------------------------------------------------------- methods (run in workers)
+
+
+def _ours(path: str):
+    from lofi_pipeline.core import audio
+
+    f = audio.analyze_file(path)
+    return f.bpm, f.key, f.bpm_confidence, f.key_confidence
+
+
+def _seed(path: str):
+    from analysis import seed_method
+
+    bpm, key = seed_method(path)
+    return bpm, key, None, None
+
+
+_ESSENTIA = {}
+
+
+def _essentia(path: str):
+    import essentia
+    import essentia.standard as es
+
+    if not _ESSENTIA:
+        # Essentia logs a warning per algorithm call; keep the report readable.
+        essentia.log.warningActive = False
+        essentia.log.infoActive = False
+        _ESSENTIA["rhythm"] = es.RhythmExtractor2013(method="multifeature")
+        _ESSENTIA["key"] = es.KeyExtractor()
+    y = es.MonoLoader(filename=path, sampleRate=44100)()
+    bpm, _, conf, _, _ = _ESSENTIA["rhythm"](y)
+    tonic, scale, strength = _ESSENTIA["key"](y)
+    return (float(bpm) if bpm > 0 else None), f"{tonic} {scale}", float(conf) / 5.32, float(strength)
+
+
+_METHODS = {"ours": _ours, "seed": _seed, "essentia": _essentia}
+
+
+def time_block(method: str, paths: list[str]) -> list[tuple[tuple, float]]:
+    fn = _METHODS[method]
+    out = []
+    for p in paths:
+        t0 = time.perf_counter()
+        try:
+            res = fn(p)
+        except Exception as exc:  # noqa: BLE001 - a method failing on a file scores as no answer
+            print(f"  {method} failed on {p}: {exc}", file=sys.stderr)
+            res = (None, None, None, None)
+        out.append((res, time.perf_counter() - t0))
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def _pc(key: str | None) -> tuple[int, str] | None:
+    if not key:
+        return None
+    from lofi_pipeline.core import keys
+
+    parsed = keys.parse_key(key)
+    return None if parsed is None else (parsed.tonic, parsed.mode)
+
+
+def _mir_key(key: str | None) -> str:
+    p = _pc(key)
+    return "X" if p is None else f"{_NAMES[p[0]]} {p[1]}"
+
+
+def acc(est: float | None, ref: float) -> tuple[bool, bool]:
+    if est is None:
+        return False, False
+    a1 = abs(est - ref) <= 0.04 * ref
+    a2 = any(abs(est - f * ref) <= 0.04 * f * ref for f in (1.0, 2.0, 0.5, 3.0, 1 / 3))
+    return a1, a2
+
+
+def p_score(est: float | None, ref: float) -> float:
+    import mir_eval
+
+    if est is None:
+        return 0.0
+    p, _, _ = mir_eval.tempo.detection(np.array([ref / 2, ref]), 0.0, np.array([est, est]))
+    return float(p)
+
+
+def key_weighted(est: str | None, ref: str) -> float:
+    import mir_eval
+
+    e = _mir_key(est)
+    if e == "X":
+        return 0.0
+    return float(mir_eval.key.weighted_score(_mir_key(ref), e))
+
+
+def auroc(conf: list[float], right: list[bool]) -> float | None:
+    """P(confidence of a right answer > that of a wrong one), ties count half."""
+    if all(x is None for x in conf):
+        return None  # a method without a confidence (the seed method)
+    c = np.asarray([x if x is not None else 0.0 for x in conf], float)
+    r = np.asarray(right, bool)
+    if r.all() or not r.any():
+        return None
+    pos, neg = c[r], c[~r]
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
+    tempo_rows = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
+    key_rows = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
+    a1 = [acc(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    ps = [p_score(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    ks = [key_weighted(res[r["file"]][1], r["key"]) for r in key_rows]
+    base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
+    stretch, shift = [], []
+    for r in rows:
+        if r["group"] not in base or r["file"] not in res:
+            continue
+        o, v = base[r["group"]], res[r["file"]]
+        if r["variant"].startswith("tempo"):
+            f = float(r["stretch"])
+            if o[0] is None or v[0] is None:
+                stretch.append(o[0] is None and v[0] is None)
+            else:
+                stretch.append(abs(v[0] - o[0] * f) <= 0.04 * o[0] * f)
+        elif r["variant"].startswith("pitch"):
+            po, pv = _pc(o[1]), _pc(v[1])
+            if po is None or pv is None:
+                shift.append(po is None and pv is None)
+            else:
+                shift.append(pv == ((po[0] + int(r["shift"])) % 12, po[1]))
+    right_tempo = [h[0] for h in a1]
+    right_key = [key_weighted(res[r["file"]][1], r["key"]) == 1.0 for r in key_rows]
+    return {
+        "n_tempo": len(tempo_rows), "n_key": len(key_rows), "n_stretch": len(stretch), "n_shift": len(shift),
+        "Acc1": float(np.mean(right_tempo)) if a1 else None,
+        "Acc2": float(np.mean([h[1] for h in a1])) if a1 else None,
+        "P-score": float(np.mean(ps)) if ps else None,
+        "key (MIREX)": float(np.mean(ks)) if ks else None,
+        "stretch consistency": float(np.mean(stretch)) if stretch else None,
+        "shift consistency": float(np.mean(shift)) if shift else None,
+        "tempo conf AUROC": auroc([res[r["file"]][2] for r in tempo_rows], right_tempo),
+        "key conf AUROC": auroc([res[r["file"]][3] for r in key_rows], right_key),
+    }
+
+
+def _essentia_available() -> bool:
+    try:
+        import essentia  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    ap.add_argument("--methods", default="ours,seed,essentia", help="comma-separated: ours, seed, essentia")
+    ap.add_argument("--block", type=int, default=6)
+    ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    labels = CORPUS / "labels.csv"
+    if not labels.exists():
+        sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
+    with open(labels) as fh:
+        rows = [r for r in csv.DictReader(fh) if args.split == "all" or r["split"] == args.split]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "essentia" in methods and not _essentia_available():
+        print("Essentia is not installed (pip install essentia; AGPL-3, benchmark only): column skipped")
+        methods.remove("essentia")
+    paths = [str(CORPUS / r["file"]) for r in rows]
+    results: dict[str, dict[str, tuple]] = {m: {} for m in methods}
+    wall = dict.fromkeys(methods, 0.0)
+    ctx = multiprocessing.get_context("spawn")
+    workers = {m: ProcessPoolExecutor(1, mp_context=ctx) for m in methods}
+    try:
+        for m in methods:  # warm-up: imports, numba compiles, Essentia's graph
+            workers[m].submit(time_block, m, [paths[0]]).result()
+        for lo in range(0, len(paths), args.block):
+            block = paths[lo: lo + args.block]
+            for m in methods:
+                time.sleep(0.2)
+                for p, (res, w) in zip(block, workers[m].submit(time_block, m, block).result()):
+                    results[m][Path(p).name] = res
+                    wall[m] += w
+    finally:
+        for pool in workers.values():
+            pool.shutdown()
+    figures = {m: score(rows, results[m]) for m in methods}
+    for m in methods:
+        figures[m]["s/file"] = wall[m] / len(paths)
+    from analysis import machine
+
+    first = figures[methods[0]]
+    print(f"machine: {machine()}; split {args.split}: {len(paths)} files, {first['n_tempo']} tempo-labelled, "
+          f"{first['n_key']} key-labelled, {first['n_stretch']} stretched and {first['n_shift']} shifted copies")
+    metrics = ["Acc1", "Acc2", "P-score", "key (MIREX)", "stretch consistency", "shift consistency",
+               "tempo conf AUROC", "key conf AUROC", "s/file"]
+    print(f"{'metric':22s}" + "".join(f"{m:>10s}" for m in methods))
+    for k in metrics:
+        cells = [figures[m][k] for m in methods]
+        print(f"{k:22s}" + "".join(f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
+    if "seed" in methods and "ours" in methods:
+        print(f"speed-up vs the seed method: {wall['seed'] / wall['ours']:.2f}x less wall time per file")
+    if args.json:
+        from lofi_pipeline.core import audio
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine(), "split": args.split,
+                                         "analyzer_version": audio.ANALYZER_VERSION,
+                                         "load_average": os.getloadavg()[0], "figures": figures}, indent=2) + "\n")
+    if args.show_errors:
+        for m in methods[:1]:
+            for r in rows:
+                res = results[m][r["file"]]
+                bad_t = r["bpm"] and r["variant"] in ("clean", "lofi") and not acc(res[0], float(r["bpm"]))[0]
+                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and key_weighted(res[1], r["key"]) < 1
+                if bad_t or bad_k:
+                    print(f"  {m} miss {r['file']}: ref {r['bpm'] or '-'} {r['key'] or '-'} -> "
+                          f"{res[0]} ({res[2]}) {res[1]} ({res[3]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what the real-music benchmark needs (Debian/Ubuntu, as root), then build the corpus.
+#   bash benchmarks/realmusic/setup.sh [python]
+# Essentia (AGPL-3) is installed into the same environment for the comparison
+# column only; lofi_pipeline never imports it.
+set -euo pipefail
+PY="${1:-python}"
+apt-get update
+DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth fluid-soundfont-gm sox libsox-fmt-all \
+    openttd-openmsx planetblupi-music-midi frozen-bubble-data pingus-data
+"$PY" -m pip install -e ".[bench]"
+"$PY" -m pip install essentia || echo "essentia not installed: benchmarks/analysis_real.py will skip its column"
+nice -n 10 "$PY" benchmarks/realmusic/build.py

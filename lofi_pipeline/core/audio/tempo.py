@@ -1,0 +1,271 @@
+"""Tempo estimation: which pulse a listener taps, or ``None`` when there is none.
+
+Method
+------
+1. **Onset envelopes.** Spectral flux of a 512-point STFT (hop 128 at
+   11 025 Hz: 86 frames/s) in three bands: low (30-180 Hz: kick, bass), mid
+   (180-1800 Hz: snare, chords, melody), high (> 1.8 kHz: hats, noise). A rise
+   counts only if it still stands 3 frames (35 ms) later, so vinyl crackle and
+   clicks, gone by then, add nothing. Each band is detrended and normalised.
+2. **Periodicity.** The autocorrelation of the weighted sum (high band at a
+   quarter weight) gives a comb salience ``S(T)`` (autocorrelation at 1-4 beat
+   periods, weights 1, 0.5, 0.35, 0.25: the beat itself matters most, so a
+   dotted-quarter or half-bar period that only lines up with the bar loses)
+   over 40-220 BPM.
+3. **Candidates.** The best peak of ``S(T)`` times the tempo prior (log-normal
+   at 110 BPM, 0.6 octave) and its metrical relatives ``2T, T/2, 3T/2, 2T/3,
+   3T, T/3`` in range, each moved to its own local salience peak.
+4. **Metrical level from evidence**, not a fixed salience ratio. For each
+   candidate the beat-synchronous pattern of the *low+mid* envelope (kick,
+   snare, bass, chords; not hats) and of the low band alone is measured at its
+   best phase: the onset strength on the beats, on every other beat, half-way
+   between beats and at the thirds. A candidate's score is a weighted sum
+   (``_WEIGHTS``) of: log salience, log prior, evenness of its beats (a pulse
+   twice too fast alternates strong beats with weak off-beats), the absence of
+   a triplet-level pulse as strong as the beat (what separates T from 3T/2 and
+   2T/3 in 3/4, 6/8 and swung feels), and kick/bass on the beat rather than
+   between beats.
+5. **Confidence** grows with the periodicity strength (best salience above the
+   median of the curve) and with the winning candidate's margin over the
+   runner-up (a close call between two levels is a likely error); see
+   ``_STRENGTH_SCALE``.
+   Beatless material gives ``(None, ...)``: a steady tone, drone or slow pad
+   (the low+mid energy never rises by 1 dB within 93 ms), or no periodicity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from lofi_pipeline.core.audio.spectral import stft_mag
+
+TEMPO_MIN_BPM = 40.0
+TEMPO_MAX_BPM = 220.0
+TEMPO_PRIOR_CENTER_BPM = 110.0
+TEMPO_PRIOR_WIDTH_OCTAVES = 0.6
+TEMPO_MIN_STRENGTH = 0.0175
+"""Below this periodicity strength (best comb salience above the curve's median,
+in autocorrelation units) the tempo is reported as ``None`` (beatless/ambient)."""
+
+_COMB_WEIGHTS = (1.0, 0.5, 0.35, 0.25)
+_WEIGHTS = (1.0, 1.0, 0.0, 1.0, 2.0, 0.5)
+"""Weights of the evidence in ``_features``: salience, prior, weak subdivisions,
+even beats, no strong triplet pulse, kick/bass on the beat. Chosen, with the
+prior (110 BPM, 0.6 octave), by a grid search that had to hold on three sets
+at once: the real-music dev split (110 files), 40 synthetic songs made with
+other seeds than the synthetic benchmark's, and the known-answer grooves of
+``test_tempo.py`` (lo-fi tempi with busy hats must not double). "Weak
+subdivisions" of the whole low+mid envelope got weight 0: on the dev split's
+drumless chorales, eighth-note passing tones make it push the beat to the eighth."""
+_MARGIN_SCALE = 2.0
+_STRENGTH_SCALE = 0.35
+"""Confidence = (1 - exp(-strength / 0.35)) * (1 - exp(-margin / 2)): strength is the
+best salience above the median of the curve, margin the winning candidate's score
+lead (scales chosen on the dev split: AUROC for ranking errors 0.72 -> 0.75)."""
+_RELATIVES = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
+_HOLD = 3
+"""Frames (of 11.6 ms) an onset's rise must last to count (see ``_onset_envelopes``)."""
+_MIN_RISE_DB = 1.0
+"""Below this 95th-percentile rise of the low+mid energy within 93 ms (dB)
+nothing starts: a steady tone, a drone or a slowly swelling pad has no beat."""
+
+
+def _onset_envelopes(y: np.ndarray, sr: int) -> tuple[np.ndarray, float, float]:
+    """Band envelopes (3, frames), frames per second, and the low+mid energy rise (dB)."""
+    n_fft, hop = 512, 128
+    mag = stft_mag(y, n_fft, hop)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    # How much the low+mid energy ever rises within 93 ms (8 frames; 95th
+    # percentile, dB): a note, even a bowed or sung one, or a drum hit rises by
+    # 1.5 dB or more, a steady tone, a drone or a slow swell by well under one.
+    i_lo, i_hi = np.searchsorted(freqs, 30), np.searchsorted(freqs, 1800)
+    energy = np.einsum("ij,ij->i", mag[:, i_lo:i_hi], mag[:, i_lo:i_hi]).astype(np.float64) + 1e-12
+    level = 10 * np.log10(energy)
+    rises = level[8:] - level[:-8]
+    rise_db = float(np.percentile(rises, 95)) if len(rises) else 0.0
+    # log(1 + 100 |X|) in place, float32; np.log(1 + x) has a SIMD loop, log1p not.
+    mag *= 100.0
+    mag += 1.0
+    logm = np.log(mag, out=mag)
+    # A rise counts only if it lasts: the flux at t is the smaller of the step
+    # t-1 -> t and the step t-1 -> t+_HOLD. A vinyl click or a digital glitch
+    # is gone a few frames later; a note or a drum hit is still sounding.
+    flux = logm[1:] - logm[:-1]
+    if _HOLD and len(logm) > _HOLD + 1:
+        lasting = logm[_HOLD:] - logm[: -_HOLD]
+        np.minimum(flux[: len(lasting)], lasting, out=flux[: len(lasting)])
+    np.maximum(flux, 0.0, out=flux)
+    bands = ((30, 180), (180, 1800), (1800, sr / 2))
+    envs = np.zeros((3, len(flux)), np.float32)
+    for b, (lo, hi) in enumerate(bands):
+        i0, i1 = np.searchsorted(freqs, lo), np.searchsorted(freqs, hi)
+        band = flux[:, i0:i1].sum(axis=1, dtype=np.float64)
+        # Remove the slowly varying part (sustained notes, noise floor).
+        band = band - ndimage.uniform_filter1d(band, size=int(sr / hop))
+        band = np.maximum(band, 0.0)
+        std = band.std()
+        if std > 0:
+            envs[b] = band / std
+    return envs, sr / hop, rise_db
+
+
+def _autocorrelation(env: np.ndarray, max_lag: int) -> np.ndarray:
+    x = env - env.mean()
+    n = len(x)
+    spec = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(spec * np.conj(spec))[: max_lag + 1]
+    if acf[0] <= 0:
+        return np.zeros(max_lag + 1)
+    # Unbiased: divide by the overlap length so long lags are not penalised.
+    acf = acf / (n - np.arange(max_lag + 1))
+    return acf / acf[0]
+
+
+def _interp(acf: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    return np.interp(lag, np.arange(len(acf)), acf, right=0.0)
+
+
+def _salience(acf: np.ndarray, fps: float, bpm: np.ndarray) -> np.ndarray:
+    period = 60.0 * fps / np.asarray(bpm, dtype=float)
+    w = np.asarray(_COMB_WEIGHTS)
+    return sum(wk * _interp(acf, (k + 1) * period) for k, wk in enumerate(w)) / w.sum()
+
+
+def _prior(bpm: np.ndarray | float) -> np.ndarray:
+    return np.exp(-0.5 * (np.log2(np.asarray(bpm) / TEMPO_PRIOR_CENTER_BPM) / TEMPO_PRIOR_WIDTH_OCTAVES) ** 2)
+
+
+def _beat_pattern(env: np.ndarray, fps: float, bpm: float) -> dict[str, float]:
+    """Beat-synchronous onset strengths of one envelope at the best phase for ``bpm``.
+
+    ``on``: mean on the beats; ``even`` / ``odd``: on every other beat;
+    ``half``: half-way between beats; ``third``: at the thirds of the beat.
+    """
+    period = 60.0 * fps / bpm
+    n_beats = (int((len(env) - 1) / period) - 1) // 2 * 2
+    if n_beats < 4:
+        return {"on": 0.0, "even": 0.0, "odd": 0.0, "half": 0.0, "third": 0.0}
+    # Widen by a frame each side so a beat a little early or late still counts.
+    sm = ndimage.maximum_filter1d(env, 3)
+    phases = np.arange(0.0, period, 1.0)
+    beats = np.arange(n_beats) * period
+    grid = np.rint(phases[:, None] + beats[None, :]).astype(int)
+    on_all = sm[grid].mean(axis=1)
+    best = int(np.argmax(on_all))
+
+    def at(frac: float) -> np.ndarray:
+        idx = np.rint(phases[best] + frac * period + beats).astype(int)
+        return sm[np.clip(idx, 0, len(sm) - 1)]
+
+    on = sm[grid[best]]
+    return {"on": float(on.mean()), "even": float(on[0::2].mean()), "odd": float(on[1::2].mean()),
+            "half": float(at(0.5).mean()), "third": float(0.5 * (at(1 / 3).mean() + at(2 / 3).mean()))}
+
+
+def _features(sal: float, baseline: float, bpm: float, pat: dict[str, float], low: dict[str, float]) -> np.ndarray:
+    """Evidence that ``bpm`` is the tapped level (see ``_WEIGHTS`` for the order)."""
+    on = pat["on"] + 1e-9
+    alt = min(pat["even"], pat["odd"]) / (max(pat["even"], pat["odd"]) + 1e-9)
+    low_on = low["on"] + 1e-9
+    return np.array([
+        np.log(max(sal - baseline, 0.0) + 1e-3),
+        np.log(_prior(bpm)),
+        -np.log(np.clip(pat["half"] / on, 0.2, 1.5)),  # subdivisions weaker than the beat
+        np.log(np.clip(alt, 0.2, 1.0)),  # beats of even strength (no strong/weak alternation)
+        -np.log(np.clip(pat["third"] / on, 0.2, 1.5)),  # no triplet-level pulse as strong
+        -np.log(np.clip(low["half"] / low_on, 0.2, 1.5)),  # kick/bass on the beat, not between
+    ])
+
+
+def _candidates(y: np.ndarray, sr: int) -> tuple[list[tuple[float, np.ndarray]], np.ndarray, float, float] | None:
+    """Candidate tempi with their evidence, the autocorrelation, frames/s and the periodicity strength."""
+    envs, fps, rise_db = _onset_envelopes(y, sr)
+    if rise_db < _MIN_RISE_DB:
+        return None
+    env = envs[0] + envs[1] + 0.25 * envs[2]
+    beat_env = envs[0] + envs[1]
+    if not np.any(env):
+        return None
+    max_lag = min(int(fps * 4 * 60.0 / TEMPO_MIN_BPM) + 2, len(env) - 1)
+    acf = _autocorrelation(env, max_lag)
+    grid = TEMPO_MIN_BPM * 2 ** np.arange(0, np.log2(TEMPO_MAX_BPM / TEMPO_MIN_BPM), 0.007)
+    sal = _salience(acf, fps, grid)
+    baseline = float(np.median(sal))
+    start = float(grid[int(np.argmax(np.maximum(sal, 0) * _prior(grid)))])
+    out = []
+    seen: list[float] = []
+    for r in _RELATIVES:
+        target = start * r
+        if not (TEMPO_MIN_BPM <= target <= TEMPO_MAX_BPM):
+            continue
+        cand = target * np.linspace(0.96, 1.04, 33)
+        s = _salience(acf, fps, cand)
+        i = int(np.argmax(s))
+        bpm, s_best = float(cand[i]), float(s[i])
+        if any(abs(bpm / b - 1) < 0.02 for b in seen):
+            continue
+        seen.append(bpm)
+        feats = _features(s_best, baseline, bpm, _beat_pattern(beat_env, fps, bpm),
+                          _beat_pattern(envs[0], fps, bpm))
+        out.append((bpm, feats))
+    strength = float(sal.max()) - baseline
+    return out, acf, fps, strength
+
+
+def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float | None, float]:
+    """Estimate the tapped tempo of a mono signal.
+
+    See the module docstring for the method.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Mono samples (``ANALYSIS_SR`` = 11025 Hz recommended), at least 4 s.
+    sr : int
+        Sample rate in Hz.
+
+    Returns
+    -------
+    (float or None, float)
+        BPM in quarter notes per minute within 40-220 (None for silence,
+        beatless material or a periodicity strength below ``TEMPO_MIN_STRENGTH``) and
+        a confidence in [0, 1].
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) < 4 * sr or not np.any(y):
+        return None, 0.0
+    found = _candidates(y, sr)
+    if found is None or not found[0]:
+        return None, 0.0
+    cands, acf, fps, strength = found
+    w = np.asarray(_WEIGHTS)
+    scores = sorted(((float(f @ w), bpm) for bpm, f in cands), reverse=True)
+    best = _refine_period(acf, fps, scores[0][1])
+    margin = scores[0][0] - scores[1][0] if len(scores) > 1 else 3.0 * _MARGIN_SCALE
+    # Smooth, unclipped maps: a clipped confidence ties at 1.0 and stops ranking.
+    confidence = (1.0 - np.exp(-max(strength, 0.0) / _STRENGTH_SCALE)) * (1.0 - np.exp(-margin / _MARGIN_SCALE))
+    confidence = float(confidence)
+    if strength < TEMPO_MIN_STRENGTH:
+        return None, round(confidence, 3)
+    return round(float(best), 2), round(confidence, 3)
+
+
+def _refine_period(acf: np.ndarray, fps: float, bpm: float) -> float:
+    """Refine BPM from the autocorrelation peak near the longest usable multiple of the beat."""
+    period = 60.0 * fps / bpm
+    for k in (8, 4, 2, 1):
+        lag = k * period
+        lo, hi = int(lag * 0.97), int(np.ceil(lag * 1.03))
+        if hi + 1 >= len(acf) or lo < 1:
+            continue
+        i = lo + int(np.argmax(acf[lo: hi + 1]))
+        if i <= lo or i >= hi:
+            continue
+        a, b, c = acf[i - 1], acf[i], acf[i + 1]
+        denom = a - 2 * b + c
+        offset = 0.5 * (a - c) / denom if denom != 0 else 0.0
+        refined = 60.0 * fps * k / (i + offset)
+        # Never let the refinement jump to another metrical level.
+        return refined if abs(refined / bpm - 1) < 0.04 else bpm
+    return bpm

@@ -1,0 +1,138 @@
+"""Tempo and key on signals built here with a known answer (no synth.py, no files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lofi_pipeline.core import keys
+from lofi_pipeline.core.audio import ANALYSIS_SR, estimate_key, estimate_tempo
+
+SR = ANALYSIS_SR
+
+
+def _hit(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One drum hit: a pitched-down sine thump, a noisy snare, or a short bright hat."""
+    if kind == "kick":
+        t = np.arange(int(0.25 * SR)) / SR
+        return np.sin(2 * np.pi * (50 + 70 * np.exp(-t * 30)) * t) * np.exp(-t * 14)
+    if kind == "snare":
+        t = np.arange(int(0.18 * SR)) / SR
+        body = 0.5 * np.sin(2 * np.pi * 190 * t) + 0.6 * rng.standard_normal(len(t))
+        return body * np.exp(-t * 22)
+    t = np.arange(int(0.05 * SR)) / SR
+    noise = np.diff(rng.standard_normal(len(t) + 1))  # a first difference: hats live high
+    return 0.35 * noise * np.exp(-t * 90)
+
+
+def _place(out: np.ndarray, sound: np.ndarray, at_s: float, gain: float = 1.0) -> None:
+    i = int(round(at_s * SR))
+    n = min(len(sound), len(out) - i)
+    if n > 0:
+        out[i: i + n] += gain * sound[:n]
+
+
+def _groove(bpm: float, *, seconds: float = 24.0, meter: int = 4, hats: str = "8th", seed: int = 0) -> np.ndarray:
+    """Kick on 1 (and 3), snare on the backbeat, hats on every 8th (or 16th), a bass note per bar."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * SR))
+    beat = 60.0 / bpm
+    n_beats = int(seconds / beat)
+    kick, snare, hat = _hit("kick", rng), _hit("snare", rng), _hit("hat", rng)
+    per_beat = {"8th": 2, "16th": 4}[hats]
+    for b in range(n_beats):
+        pos = b % meter
+        if meter == 4:
+            _place(out, kick if pos in (0, 2) else snare, b * beat, 0.9)
+        elif meter == 3:  # waltz: a low "oom" on 1, chord-like "pah" on 2 and 3
+            _place(out, kick if pos == 0 else snare, b * beat, 0.9 if pos == 0 else 0.5)
+        for s in range(per_beat):
+            _place(out, hat, (b + s / per_beat) * beat, 0.5 if s else 0.6)
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("bpm", [70.0, 76.0, 82.0, 88.0, 96.0])
+def test_lofi_tempo_with_busy_eighth_hats_is_not_doubled(bpm):
+    est, confidence = estimate_tempo(_groove(bpm, seed=int(bpm)), SR)
+    assert est == pytest.approx(bpm, rel=0.03), f"{bpm} read as {est}"
+    assert confidence > 0.0  # 70 BPM is a close call against 140 (confidence 0.03)
+
+
+def test_sixteenth_hats_at_slow_tempo_stay_at_the_beat():
+    est, _ = estimate_tempo(_groove(74.0, hats="16th", seed=3), SR)
+    assert est == pytest.approx(74.0, rel=0.03)
+
+
+@pytest.mark.parametrize("bpm", [140.0, 165.0])
+def test_fast_backbeat_is_not_halved(bpm):
+    est, _ = estimate_tempo(_groove(bpm, seed=int(bpm)), SR)
+    assert est == pytest.approx(bpm, rel=0.03), f"{bpm} read as {est}"
+
+
+def test_waltz_reads_the_quarter_note_not_a_two_or_three_beat_period():
+    est, _ = estimate_tempo(_groove(132.0, meter=3, seed=5), SR)
+    assert est == pytest.approx(132.0, rel=0.03), f"waltz read as {est}"
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.12])
+def test_stretched_copy_follows_the_stretch(factor):
+    base, _ = estimate_tempo(_groove(84.0, seed=9), SR)
+    stretched, _ = estimate_tempo(_groove(84.0 * factor, seed=9), SR)
+    assert stretched == pytest.approx(base * factor, rel=0.03)
+
+
+def test_pure_sine_and_a_drone_have_no_tempo():
+    t = np.arange(int(20 * SR)) / SR
+    sine = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    assert estimate_tempo(sine, SR)[0] is None
+    drone = sum(np.sin(2 * np.pi * f * t) for f in (110.0, 164.8, 220.0)) * (0.7 + 0.3 * np.sin(2 * np.pi * 0.1 * t))
+    assert estimate_tempo((0.1 * drone).astype(np.float32), SR)[0] is None
+
+
+# ----------------------------------------------------------------- key
+
+
+def _tone(midi: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A sawtooth-like note (harmonics 1/k): every note brings its fifth-above 3rd partial along."""
+    t = np.arange(int(seconds * SR)) / SR
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k for k in range(1, 9) if k * f < SR / 2)
+    return tone * np.minimum(1.0, 20 * t) * np.exp(-t * 0.8)
+
+
+def _progression(tonic: int, mode: str, seconds_per_chord: float = 1.5, repeats: int = 4) -> np.ndarray:
+    """I-IV-V-I (major) or i-iv-V-i (minor) in close position with the root in the bass."""
+    third = 4 if mode == "major" else 3
+    chords = [(0, third, 7), (5, 5 + (4 if mode == "major" else 3), 12), (7, 11, 14), (0, third, 7)]
+    rng = np.random.default_rng(tonic)
+    parts = []
+    for _ in range(repeats):
+        for chord in chords:
+            root = 48 + tonic + chord[0]
+            notes = [root - 12] + [60 + tonic + c for c in chord]
+            parts.append(sum(_tone(m, seconds_per_chord, rng) for m in notes))
+    y = np.concatenate(parts)
+    return (0.4 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_c_major_progression_is_not_read_as_g_major():
+    est, confidence = estimate_key(_progression(0, "major"), SR)
+    assert keys.parse_key(est) == keys.parse_key("C major"), est
+    assert confidence > 0
+
+
+def test_minor_progression_is_not_read_as_its_relative_major():
+    est, _ = estimate_key(_progression(9, "minor"), SR)
+    assert keys.parse_key(est) == keys.parse_key("A minor"), est
+
+
+@pytest.mark.parametrize("shift", [2, -3])
+def test_pitch_shifted_progression_moves_the_key_by_as_much(shift):
+    base, _ = estimate_key(_progression(2, "minor"), SR)
+    moved, _ = estimate_key(_progression((2 + shift) % 12, "minor"), SR)
+    assert keys.parse_key(moved) == keys.parse_key(base).transpose(shift)
+
+
+def test_stored_spelling_is_the_key_signature_one():
+    est, _ = estimate_key(_progression(3, "major"), SR)
+    assert est == "E♭ major"
