@@ -5,7 +5,7 @@ PYTHON ?= python3
 PIP    := $(VENV)/bin/python -m pip
 STAMP  := $(VENV)/.lofi-installed
 
-.PHONY: install demo test bench clean-data
+.PHONY: install demo test bench bench-real clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,18 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
+	$(PIP) install --quiet -e '.[dev,bench]'
 	$(VENV)/bin/python benchmarks/analysis.py
 	$(VENV)/bin/python benchmarks/query.py
 	$(VENV)/bin/python benchmarks/render.py
+	$(VENV)/bin/python benchmarks/cli.py
+
+# The real-music corpus needs system packages (FluidSynth, a soundfont, sox, packaged game music).
+bench-real: $(STAMP)
+	$(PIP) install --quiet -e '.[dev,bench]'
+	bash benchmarks/realmusic/setup.sh
+	$(VENV)/bin/python benchmarks/realmusic/build.py
+	$(VENV)/bin/python benchmarks/analysis_real.py
 
 clean-data:
 	rm -rf data/lofi.duckdb data/export data/dagster_home Tracks/*/

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -100,10 +101,26 @@ def _analyze_safely(path: str, ffmpeg_exe: str | None, digest: str | None = None
                              analyzer_version=ANALYZER_VERSION)
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None) -> None:
     # One process per core already; threaded BLAS/FFT inside each would oversubscribe.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int | None) -> None:
+    """A worker whose parent is killed (kill -9, OOM) must not live on: ask Linux for SIGTERM then."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def analyze_files(
@@ -149,7 +166,7 @@ def analyze_files(
     # "spawn": the caller may hold threads (Dagster, torch) that fork would copy badly.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx,
-                             initializer=_init_worker) as pool:
+                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_analyze_safely, p, ffmpeg_exe, digests.get(p)): i for i, p in enumerate(items)}
         for fut in as_completed(futures):
             i = futures[fut]
