@@ -600,7 +600,8 @@ def prepare_render(track: TrackOpt,
 @app.command()
 def render(track: TrackOpt,
            duration: Annotated[str, typer.Option(help="test (first 5 min) | auto (the plan) | HOURS (re-plan)")] = "test",
-           allow_missing: Annotated[bool, typer.Option(help="Skip planned songs whose file is gone.")] = False) -> None:
+           allow_missing: Annotated[bool, typer.Option(help="Skip planned songs whose file is gone.")] = False,
+           song_chapters: Annotated[bool, typer.Option(help="A chapter per song too (titled from its arc).")] = False) -> None:
     """Render the stored mix plan with ffmpeg into Tracks/{N}/Rendered/output_{timestamp}/."""
     from lofi_pipeline.core.planning import render_target_seconds
     from lofi_pipeline.runner import asset_metadata
@@ -610,7 +611,8 @@ def render(track: TrackOpt,
     _planned_track(track)
     result = _run("render_job", partition=track, title=f"render track {track}",
                   run_config={"ops": {"rendered_mix": {"config": {"duration": duration,
-                                                                  "allow_missing": allow_missing}}}})
+                                                                  "allow_missing": allow_missing,
+                                                                  "song_chapters": song_chapters}}}})
     meta = asset_metadata(result, "rendered_mix")
     out.print(f"rendered {safe(meta.get('output_dir'))} (plan {safe(meta.get('plan_id'))})")
     for k in ("duration_seconds", "integrated_lufs", "true_peak_db", "wall_seconds", "realtime_factor"):
@@ -771,11 +773,11 @@ def ui(port: Annotated[int, typer.Option("--port", "-p", help="Port of the web U
 def notion_parse(path: Annotated[Path, typer.Argument(help="A Notion Markdown export (.md).")],
                  as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False) -> None:
     """Parse a track page and print its arcs and prompts (or JSON)."""
-    from lofi_pipeline.core.notion import parse_track_markdown
+    from lofi_pipeline.core.notion import parse_track_markdown, read_track_page
 
     if not path.is_file():
         _fail(f"{path}: file not found")
-    plan = parse_track_markdown(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
+    plan = parse_track_markdown(read_track_page(path), source=str(path))
     if as_json:
         sys.stdout.write(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return

@@ -70,6 +70,11 @@ def test_selection_fills_duration_and_prepares_render_folder(demo_home):
     assert not sel[sel["repeat"] == 0].song_id.duplicated().any()
     assert not (sel.song_id.shift() == sel.song_id).any()
     assert list(sel.arc_number) == sorted(sel.arc_number)  # arcs in page order
+    assert sel.groupby("song_id").size().max() <= 1 + header["max_repeats"]  # the repeat cap holds
+    # every arc of the demo's longest track plays its own songs and songs at home in that arc
+    long_header, long_plan = lib.load_mix_plan(101)
+    assert (long_plan["source"] == "own").any()
+    assert long_plan.groupby("song_id").size().max() <= 1 + long_header["max_repeats"]
     songs_dir = Path(settings.tracks_dir) / str(NEW_TRACK) / "Songs"
     render_plan = json.loads((songs_dir.parent / "render_plan.json").read_text()) \
         if (songs_dir.parent / "render_plan.json").exists() else json.loads(

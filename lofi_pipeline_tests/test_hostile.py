@@ -552,3 +552,43 @@ def test_an_import_survives_files_that_vanish_or_cannot_be_read(tmp_path):
     frame = feature_frame(scan.known_content, [])
     assert frame["status"].tolist() == ["error"] and frame["path"].iloc[0] == str(unreadable)
     assert "cannot read" in frame["error"].iloc[0]
+
+
+def test_a_binary_page_is_named_by_import_and_parse(tmp_path, monkeypatch):
+    """A binary file given as a page: one error line naming the file, nothing imported."""
+    home = tmp_path / "lib"
+    home.mkdir()
+    monkeypatch.setenv("LOFI_HOME", str(home))
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    page = tmp_path / "Track 5.md"
+    page.write_bytes(b"# Track 5\n\xff\xfe\x00\x01 binary" * 10)
+    for args in (["notion", "parse", str(page)], ["import", "--track", "5", "--page", str(page)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+        flat = result.output.replace("\n", "")
+        assert len(lines) == 1, result.output
+        assert str(page) in flat and ("UTF-8" in flat or "binary" in flat), result.output
+    assert Library(home / "data" / "lofi.duckdb", home=home).load_plan(5) is None
+
+
+def test_a_deeply_nested_page_is_cached_as_json(tmp_path):
+    """A page whose blocks nest 1,200 levels deep is cached (flat) and parsed from the cache."""
+    from lofi_pipeline.core.notion_blocks import nest_blocks
+    from lofi_pipeline.core.pagecache import read_meta, store_page
+
+    block: dict = {"type": "bulleted_list_item", "bulleted_list_item": {"rich_text": []}}
+    top = block
+    for _ in range(1200):
+        child = {"type": "bulleted_list_item", "bulleted_list_item": {"rich_text": []}}
+        block["children"] = [child]
+        block = child
+    md, js = tmp_path / "track_9.md", tmp_path / "track_9.json"
+    assert store_page(md, js, ref="page", markdown="# Track 9\n", last_edited_time="t", blocks=[top])
+    flat = read_meta(js)["blocks"]
+    assert len(flat) == 1201 and max(b["depth"] for b in flat) == 1200
+    nested = nest_blocks(flat)
+    depth, node = 0, nested[0]
+    while node.get("children"):
+        node, depth = node["children"][0], depth + 1
+    assert depth == 1200

@@ -205,7 +205,8 @@ def render_target_seconds(duration: str) -> tuple[str, float | None]:
 def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: str | Path,
                  options: dict[str, Any], allow_missing: bool = False,
                  on_progress: Callable[[float], None] | None = None,
-                 on_phase: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], Path]:
+                 on_phase: Callable[[str, int, int], None] | None = None,
+                 song_chapters: bool = False) -> tuple[dict[str, Any], Path]:
     """Render the stored plan exactly (``auto``), its first 5 minutes (``test``), or a re-plan to H hours.
 
     The report lists every placed entry and says which plan it rendered; the
@@ -239,7 +240,7 @@ def render_track(lib: Library, track_number: int, *, duration: str, tracks_dir: 
     track_dir = track_dir_for(Path(tracks_dir), track_number)
     render_id = datetime.now().strftime("%Y%m%d_%H%M%S")
     out_dir = track_dir / "Rendered" / f"output_{render_id}"
-    chapters = chapters_for_render(render_plan, plan)
+    chapters = chapters_for_render(render_plan, plan, per_song=song_chapters)
     # Texts beside the video first, the video last (render_mix renames mix.mp4 into place at its end).
     write_text_atomic(out_dir / "youtube.txt", youtube_text(plan, chapters))
     report = render_mix(render_plan, output_dir=out_dir, background=find_background(track_dir / "Video"),

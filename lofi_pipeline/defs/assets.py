@@ -283,6 +283,7 @@ def render_folder(context: dg.AssetExecutionContext, config: PrepareConfig, libr
 class RenderConfig(dg.Config):
     duration: str = "test"  # test | auto | HOURS
     allow_missing: bool = False
+    song_chapters: bool = False  # a chapter per song too, not only per arc
 
 
 @dg.asset(partitions_def=track_partitions, group_name="render", deps=[render_folder], kinds={"ffmpeg"})
@@ -303,7 +304,8 @@ def rendered_mix(context: dg.AssetExecutionContext, config: RenderConfig, librar
 
     report, out_dir = render_track(library.library(), n, duration=config.duration,
                                    tracks_dir=library.tracks_dir, options=render.options(),
-                                   allow_missing=config.allow_missing, on_phase=on_phase)
+                                   allow_missing=config.allow_missing, on_phase=on_phase,
+                                   song_chapters=config.song_chapters)
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in report.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
         "output_dir": dg.MetadataValue.path(str(out_dir))})

@@ -145,7 +145,9 @@ class NotionResource(dg.ConfigurableResource):
             from datetime import datetime, timezone
 
             edited = datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat()
-            return PageSnapshot(ref=str(path.resolve()), markdown=path.read_text(encoding="utf-8"),
+            from lofi_pipeline.core.notion import read_track_page
+
+            return PageSnapshot(ref=str(path.resolve()), markdown=read_track_page(path),
                                 last_edited_time=edited)
         from lofi_pipeline.core.notion import page_id_from_url
         from lofi_pipeline.core.notion_api import fetch_page

@@ -178,3 +178,13 @@ def test_two_arcs_get_song_chapters_so_youtube_has_three():
     chapters = chapters_for_render(build_render_plan(_render_songs(mix), target_seconds=None), plan)
     assert len(chapters) >= 3 and chapters[0] == (0.0, "Dusk")
     assert all(".mp3" not in t for _, t in chapters)
+
+
+def test_song_chapters_on_request_are_readable():
+    plan = make_plan([("Golden Hour", 1), ("Night Drive", 1), ("Gentle Ending", 1)])
+    songs, matches = frames([song(f"s{i}") for i in range(6)], [match(1 + i % 3, f"s{i}", 0.9) for i in range(6)])
+    mix = plan_mix(plan, track_number=TRACK, songs=songs, matches=matches, target_seconds=6 * 175)
+    render = build_render_plan(_render_songs(mix), target_seconds=None)
+    titles = [t for _, t in chapters_for_render(render, plan, per_song=True)]
+    assert titles == ["Golden Hour", "Golden Hour · 2", "Night Drive", "Night Drive · 2", "Gentle Ending",
+                      "Gentle Ending · 2"]
