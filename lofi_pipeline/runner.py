@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from lofi_pipeline.core.errors import LofiError
+from lofi_pipeline.core.files import pid_alive
 from lofi_pipeline.core.secrets import scrub
 from lofi_pipeline.settings import Settings
 
@@ -131,12 +132,8 @@ def launcher_is_gone(tags: dict[str, str]) -> bool:
         return False
     if tags.get(HOST_TAG) != socket.gethostname() or pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return True
-    except PermissionError:  # alive, another user's
-        pass
     started = tags.get(PID_START_TAG)
     return bool(started) and _process_start(pid) not in ("", started)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,38 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists on this machine (another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    except OSError:
+        return False
+    return True
+
+
+def remove_orphans(paths: Iterable[Path], owner: Callable[[Path], int | None]) -> list[Path]:
+    """Remove the files a killed process left behind; returns those removed.
+
+    ``owner(path)`` is the pid that wrote the file, or None when none was
+    recorded (a leftover by definition). Files of this process or of a live one
+    stay. Errors are ignored: a leftover only costs disk space.
+    """
+    removed = []
+    for p in paths:
+        pid = owner(p)
+        if pid is not None and (pid == os.getpid() or pid_alive(pid)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed

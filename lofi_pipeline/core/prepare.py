@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lofi_pipeline.core.errors import AudioFileError, ConfigError, RenderError
-from lofi_pipeline.core.files import umask_mode, write_json_atomic, write_text_atomic
+from lofi_pipeline.core.files import remove_orphans, umask_mode, write_json_atomic, write_text_atomic
 from lofi_pipeline.core.identity import content_hash
 from lofi_pipeline.core.models import SelectedSong
 
@@ -137,25 +137,14 @@ def _remove_stale_partials(songs_dir: Path) -> list[Path]:
 
     A copy whose pid is a live process other than this one is another
     prepare-render at work and stays. Unreadable names (copies of versions that
-    did not record the pid) are left over by definition. Errors are ignored:
-    a leftover only costs disk space.
+    did not record the pid) are left over by definition.
     """
-    from lofi_pipeline.core.render import _pid_alive
-
-    removed = []
-    for p in songs_dir.iterdir():
-        if not (p.name.startswith(".") and p.name.endswith(_PARTIAL_SUFFIX)) or not p.is_file():
-            continue
+    def owner(p: Path) -> int | None:
         m = _PARTIAL_PID.match(p.name)
-        pid = int(m["pid"]) if m else None
-        if pid is not None and pid != os.getpid() and _pid_alive(pid):
-            continue
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
+        return int(m["pid"]) if m else None
+
+    return remove_orphans((p for p in songs_dir.iterdir() if p.name.startswith(".")
+                           and p.name.endswith(_PARTIAL_SUFFIX) and p.is_file()), owner)
 
 
 def prepare_render_folder(track_dir: Path, selection: list[SelectedSong], *, mode: TransferMode = "copy",

@@ -63,6 +63,7 @@ import numpy as np
 
 from lofi_pipeline.core.chapters import chapters_for_render, chapters_text, format_timestamp  # noqa: F401
 from lofi_pipeline.core.errors import AudioFileError, RenderError
+from lofi_pipeline.core.files import pid_alive, remove_orphans, write_json_atomic, write_text_atomic
 from lofi_pipeline.core.models import SelectedSong
 from lofi_pipeline.core.probe import (
     MediaInfo,
@@ -602,7 +603,6 @@ def render_mix(
         timings["measure_seconds"] = time.monotonic() - t0
 
         # ---- reports first, the video last: a mix.mp4 is never without its report
-        from lofi_pipeline.core.files import write_json_atomic, write_text_atomic
 
         commands_path = write_text_atomic(output_dir / "ffmpeg_commands.txt", "\n\n".join(commands) + "\n")
         chapters_path = write_text_atomic(output_dir / "chapters.txt", chapters_text(
@@ -668,20 +668,6 @@ def _without_missing_songs(plan: RenderPlan, *, allow_missing: bool, warnings: l
                              crossfade_seconds=plan.crossfade_seconds)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    except OSError:
-        return False
-    return True
-
-
 def _claim_work_dir(work_dir: Path) -> None:
     """Record this process as the owner, so a later render knows when the folder is left over."""
     (work_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
@@ -714,7 +700,7 @@ def _remove_stale_leftovers(output_dir: Path, *, now: float | None = None) -> li
             owner_text = (work / _OWNER_FILE).read_text(encoding="ascii").strip() \
                 if (work / _OWNER_FILE).is_file() else ""
             owner = int(owner_text) if owner_text.isdigit() else None
-            stale = age > _STALE_WORK_DIR_SECONDS or (owner is not None and not _pid_alive(owner))
+            stale = age > _STALE_WORK_DIR_SECONDS or (owner is not None and not pid_alive(owner))
             if stale and owner != os.getpid():
                 shutil.rmtree(work, ignore_errors=True)
                 removed.append(work)
@@ -731,14 +717,7 @@ def _remove_stale_leftovers(output_dir: Path, *, now: float | None = None) -> li
             leftovers = [p for p in folder.iterdir() if _PARTIAL_VIDEO.match(p.name)]
         except OSError:
             continue
-        for p in leftovers:
-            pid = int(_PARTIAL_VIDEO.match(p.name)["pid"])
-            if pid != os.getpid() and not _pid_alive(pid):
-                try:
-                    p.unlink()
-                    removed.append(p)
-                except OSError:
-                    pass
+        removed += remove_orphans(leftovers, lambda p: int(_PARTIAL_VIDEO.match(p.name)["pid"]))
     return removed
 
 
