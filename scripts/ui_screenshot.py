@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -104,6 +106,33 @@ class _DevTools:
                 return message.get("result", {})
 
 
+def start_chromium(browser: str, profile: str, width: int, height: int, *,
+                   timeout_s: float = 120.0) -> tuple[subprocess.Popen, int]:
+    """Headless Chromium in its own process group with a DevTools port; returns it and the port."""
+    proc = subprocess.Popen(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        errors="replace", start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
+        m = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
+        if m:
+            # keep draining Chromium's chatter so a full pipe never blocks it
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, int(m[1])
+        if time.monotonic() > deadline:
+            break
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    raise RuntimeError("chromium opened no DevTools port")
+
+
 def screenshot_after_click(url: str, output: Path, *, browser: str, click: str | None, width: int = 1400,
                            height: int = 1000, settle_s: float = 6.0, timeout_s: float = 120.0) -> str:
     """Load ``url``, skip the community dialog, click the element with text ``click``, save a PNG.
@@ -114,27 +143,11 @@ def screenshot_after_click(url: str, output: Path, *, browser: str, click: str |
     output.parent.mkdir(parents=True, exist_ok=True)
     output.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="ui_screenshot_") as profile:
-        proc = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            errors="replace")
         try:
-            port = None
-            deadline = time.monotonic() + timeout_s
-            for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
-                m = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
-                if m:
-                    port = int(m[1])
-                    break
-                if time.monotonic() > deadline:
-                    break
-            if port is None:
-                raise RuntimeError(f"{url}: chromium opened no DevTools port")
-            # keep draining Chromium's chatter so a full pipe never blocks it
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            proc, port = start_chromium(browser, profile, width, height, timeout_s=timeout_s)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{url}: {exc}") from None
+        try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=20) as resp:
                 page = next(t for t in json.load(resp) if t.get("type") == "page")
             from websockets.sync.client import connect  # installed with dagster-webserver

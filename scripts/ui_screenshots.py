@@ -28,13 +28,11 @@ import argparse
 import base64
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -44,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
-from ui_screenshot import _DevTools, find_browser  # noqa: E402  (the sibling script)
+from ui_screenshot import _DevTools, find_browser, start_chromium  # noqa: E402  (the sibling script)
 
 MAX_BYTES = 300_000
 TRACK = 104  # the demo's new track
@@ -157,23 +155,6 @@ def stop_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=15)
-
-
-def start_chromium(browser: str, profile: str, width: int, height: int) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        errors="replace", start_new_session=True)
-    for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
-        m = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, int(m[1])
-    stop_group(proc)
-    raise RuntimeError("chromium opened no DevTools port")
 
 
 def take(tools: _DevTools, url: str, key: str, output: Path, timeout_s: float = 60.0) -> str:
