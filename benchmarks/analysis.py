@@ -34,9 +34,7 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +52,7 @@ from lofi_pipeline.core.synth import (
     synthesize_song,
     write_audio,
 )
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 
 @dataclass
@@ -202,13 +201,7 @@ def time_block(method: str, paths: list[str]) -> list[tuple[tuple, float, float]
 
 
 def machine() -> str:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model or platform.processor()}, Python {platform.python_version()}"
+    return describe()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -42,15 +44,7 @@ JOBS = [["query", "--track", "104"], ["embed"], ["import", "--track", "101"], ["
 
 
 def machine() -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu_model": model or platform.processor(), "python": platform.python_version(),
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lofi_pipeline.core.embedding import Embedder  # noqa: E402
 from lofi_pipeline.core.matching import prompt_query_texts, query_track  # noqa: E402
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 INSTRUMENTS = ["warm rhodes chords", "soft analog pads", "dusty piano", "slow synth arpeggio",
                "deep sub bass",
@@ -98,12 +97,7 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 
 def machine() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except StopIteration:
-        model = platform.processor() or "unknown CPU"
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, numpy {np.__version__}"
+    return f"{describe()}, numpy {np.__version__}"
 
 
 def main() -> None:
