@@ -151,23 +151,21 @@ def tempo_hits(est: float | None, ref: float) -> tuple[bool, bool]:
     return acc1, acc2
 
 
+_MIR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def mir_key(key: str | None) -> str:
+    """A key in any spelling as mir_eval writes it (``"Eb major"``), ``"X"`` when unknown."""
+    parsed = keys.parse_key(key) if key else None
+    return "X" if parsed is None else f"{_MIR_NAMES[parsed.tonic]} {parsed.mode}"
+
+
 def key_score(est: str | None, ref: str) -> float:
-    """MIREX weighted key score (same 1.0, fifth 0.5, relative 0.3, parallel 0.2)."""
-    e, r = keys.parse_key(est), keys.parse_key(ref)
-    if e is None or r is None:
-        return 0.0
-    (et, em), (rt, rm) = e, r
-    if (et, em) == (rt, rm):
-        return 1.0
-    if em == rm and (et - rt) % 12 == 7:
-        return 0.5
-    if rm == "major" and em == "minor" and (et - rt) % 12 == 9:
-        return 0.3
-    if rm == "minor" and em == "major" and (et - rt) % 12 == 3:
-        return 0.3
-    if et == rt and em != rm:
-        return 0.2
-    return 0.0
+    """MIREX weighted key score by ``mir_eval`` (same 1.0, fifth 0.5, relative 0.3, parallel 0.2)."""
+    import mir_eval
+
+    e = mir_key(est)
+    return 0.0 if e == "X" else float(mir_eval.key.weighted_score(mir_key(ref), e))
 
 
 def cpu_seconds() -> float:

@@ -53,10 +53,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from analysis import key_score, tempo_hits  # noqa: E402  (benchmarks/analysis.py: one scoring rule)
+
 CORPUS = HERE / "realmusic" / "corpus"
-_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_PC = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "G#": 8,
-       "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
 
 
 # ---------------------------------------------------------------- methods (run in workers)
@@ -124,19 +123,6 @@ def _pc(key: str | None) -> tuple[int, str] | None:
     return None if parsed is None else (parsed.tonic, parsed.mode)
 
 
-def _mir_key(key: str | None) -> str:
-    p = _pc(key)
-    return "X" if p is None else f"{_NAMES[p[0]]} {p[1]}"
-
-
-def acc(est: float | None, ref: float) -> tuple[bool, bool]:
-    if est is None:
-        return False, False
-    a1 = abs(est - ref) <= 0.04 * ref
-    a2 = any(abs(est - f * ref) <= 0.04 * f * ref for f in (1.0, 2.0, 0.5, 3.0, 1 / 3))
-    return a1, a2
-
-
 def p_score(est: float | None, ref: float) -> float:
     import mir_eval
 
@@ -144,15 +130,6 @@ def p_score(est: float | None, ref: float) -> float:
         return 0.0
     p, _, _ = mir_eval.tempo.detection(np.array([ref / 2, ref]), 0.0, np.array([est, est]))
     return float(p)
-
-
-def key_weighted(est: str | None, ref: str) -> float:
-    import mir_eval
-
-    e = _mir_key(est)
-    if e == "X":
-        return 0.0
-    return float(mir_eval.key.weighted_score(_mir_key(ref), e))
 
 
 def auroc(conf: list[float], right: list[bool]) -> float | None:
@@ -172,9 +149,9 @@ def auroc(conf: list[float], right: list[bool]) -> float | None:
 def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
     tempo_rows = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
     key_rows = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-    a1 = [acc(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    a1 = [tempo_hits(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
     ps = [p_score(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
-    ks = [key_weighted(res[r["file"]][1], r["key"]) for r in key_rows]
+    ks = [key_score(res[r["file"]][1], r["key"]) for r in key_rows]
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
     stretch, shift = [], []
     for r in rows:
@@ -194,7 +171,7 @@ def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
             else:
                 shift.append(pv == ((po[0] + int(r["shift"])) % 12, po[1]))
     right_tempo = [h[0] for h in a1]
-    right_key = [key_weighted(res[r["file"]][1], r["key"]) == 1.0 for r in key_rows]
+    right_key = [key_score(res[r["file"]][1], r["key"]) == 1.0 for r in key_rows]
     return {
         "n_tempo": len(tempo_rows), "n_key": len(key_rows), "n_stretch": len(stretch), "n_shift": len(shift),
         "Acc1": float(np.mean(right_tempo)) if a1 else None,
@@ -278,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods[:1]:
             for r in rows:
                 res = results[m][r["file"]]
-                bad_t = r["bpm"] and r["variant"] in ("clean", "lofi") and not acc(res[0], float(r["bpm"]))[0]
-                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and key_weighted(res[1], r["key"]) < 1
+                bad_t = r["bpm"] and r["variant"] in ("clean", "lofi") and not tempo_hits(res[0], float(r["bpm"]))[0]
+                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and key_score(res[1], r["key"]) < 1
                 if bad_t or bad_k:
                     print(f"  {m} miss {r['file']}: ref {r['bpm'] or '-'} {r['key'] or '-'} -> "
                           f"{res[0]} ({res[2]}) {res[1]} ({res[3]})")
