@@ -333,6 +333,17 @@ def _is_page_file(ref: str | None) -> bool:
     return bool(ref) and "://" not in ref and Path(ref).suffix.lower() in (".md", ".markdown", ".txt")
 
 
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> Iterator[str]:
+    """The frame as a view under a unique name for the length of the block."""
+    name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
 def _params(values: list[Any]) -> list[Any]:
     return [_plain(v) for v in values]
 
@@ -504,12 +515,17 @@ class Library:
         """Insert a frame by column name (a column added to the table later breaks nothing)."""
         if frame.empty:
             return 0
-        name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
-        con.register(name, frame)
-        try:
-            con.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} BY NAME SELECT * FROM {name}")
-        finally:
-            con.unregister(name)
+        with _registered(con, frame) as rows:
+            con.execute(f"INSERT {'OR REPLACE ' if replace else ''}INTO {table} BY NAME SELECT * FROM {rows}")
+        return len(frame)
+
+    def _update_songs(self, con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
+        """Set the frame's columns on the songs it names by ``song_id``."""
+        if frame.empty:
+            return 0
+        with _registered(con, frame) as rows:
+            sets = ", ".join(f"{c} = r.{c}" for c in frame.columns if c != "song_id")
+            con.execute(f"UPDATE songs SET {sets} FROM {rows} r WHERE songs.song_id = r.song_id")
         return len(frame)
 
     # -- generic reads (tests, reports) ----------------------------------------
@@ -652,14 +668,7 @@ class Library:
                 con.execute("DELETE FROM import_errors WHERE path IN (SELECT unnest(?::VARCHAR[]))", [clear])
             self._insert(con, "import_errors", db_frame(errors), replace=True)
             added = self._insert(con, "songs", db_frame(new_songs))
-            if reanalysed:
-                frame = db_frame(reanalysed)
-                name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
-                con.register(name, frame)
-                sets = ", ".join(f"{c} = r.{c}" for c in frame.columns if c != "song_id")
-                con.execute(f"UPDATE songs SET {sets} FROM {name} r WHERE songs.song_id = r.song_id")
-                con.unregister(name)
-                updated = len(reanalysed)
+            updated = self._update_songs(con, db_frame(reanalysed))
             linked = self._insert(con, "song_files", db_frame(files), replace=True)
             flag_warnings += self._flag_unchecked_songs(con, audio_flags)
             self._refresh_song_texts(con, describe)
@@ -678,13 +687,9 @@ class Library:
                                        loudness_lufs=_plain(r.loudness_lufs))} for r in rows.itertuples()]
         frame = pd.DataFrame({"song_id": [f["song_id"] for f in found],
                               "flags": [json.dumps(f["flags"]) for f in found]})
-        name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
-        con.register(name, frame)
-        try:
-            con.execute(f"UPDATE songs SET flags = CAST(r.flags AS JSON)::VARCHAR[] FROM {name} r "
+        with _registered(con, frame) as rows:
+            con.execute(f"UPDATE songs SET flags = CAST(r.flags AS JSON)::VARCHAR[] FROM {rows} r "
                         "WHERE songs.song_id = r.song_id")
-        finally:
-            con.unregister(name)
         return [f"{f['filename']}: {'; '.join(f['flags'])}; left out of mix plans" for f in found if f["flags"]]
 
     def _refresh_song_texts(self, con: duckdb.DuckDBPyConnection,
@@ -693,18 +698,7 @@ class Library:
                             "coalesce(text_from_prompt, FALSE) AS text_from_prompt FROM songs").df()
         plans = {int(n): TrackPlan.from_dict(json.loads(raw)) for n, raw in
                  con.execute("SELECT track_number, plan_json FROM tracks").fetchall() if raw}
-        texts = describe(songs, plans)
-        if texts.empty:
-            return 0
-        frame = db_frame(texts)
-        name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
-        con.register(name, frame)
-        try:
-            sets = ", ".join(f"{c} = r.{c}" for c in frame.columns if c != "song_id")
-            con.execute(f"UPDATE songs SET {sets} FROM {name} r WHERE songs.song_id = r.song_id")
-        finally:
-            con.unregister(name)
-        return len(frame)
+        return self._update_songs(con, db_frame(describe(songs, plans)))
 
     def refresh_song_texts(self, describe: Callable[[pd.DataFrame, dict[int, TrackPlan]], pd.DataFrame]) -> int:
         """Recompute every song's meaning text (after a page changed)."""
@@ -761,18 +755,13 @@ class Library:
         if not moves:
             return 0
         pairs = db_frame([{"old": self.store_path(a), "new": self.store_path(b)} for a, b in moves.items()])
-        with self.write() as con:
-            name = f"_lofi_rows_{uuid.uuid4().hex[:8]}"
-            con.register(name, pairs)
-            try:
-                con.execute(f"UPDATE songs SET path = m.new FROM {name} m WHERE songs.path = m.old")
-                # song_files is keyed by path: re-insert the moved rows under their new key.
-                con.execute(f"INSERT OR REPLACE INTO song_files BY NAME SELECT m.new AS path, f.song_id, "
-                            f"f.file_size, f.file_mtime, f.track_number, f.seen_at FROM song_files f "
-                            f"JOIN {name} m ON f.path = m.old")
-                con.execute(f"DELETE FROM song_files WHERE path IN (SELECT old FROM {name})")
-            finally:
-                con.unregister(name)
+        with self.write() as con, _registered(con, pairs) as moved:
+            con.execute(f"UPDATE songs SET path = m.new FROM {moved} m WHERE songs.path = m.old")
+            # song_files is keyed by path: re-insert the moved rows under their new key.
+            con.execute(f"INSERT OR REPLACE INTO song_files BY NAME SELECT m.new AS path, f.song_id, "
+                        f"f.file_size, f.file_mtime, f.track_number, f.seen_at FROM song_files f "
+                        f"JOIN {moved} m ON f.path = m.old")
+            con.execute(f"DELETE FROM song_files WHERE path IN (SELECT old FROM {moved})")
         return len(moves)
 
     def song_locations(self, song_ids: list[str]) -> dict[str, list[str]]:
