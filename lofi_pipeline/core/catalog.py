@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lofi_pipeline.core.models import is_missing, number_or_none
 from lofi_pipeline.core.naming import parse_song_filename
 
 if TYPE_CHECKING:
@@ -58,11 +59,8 @@ def audio_flags(*, duration_seconds: float | None, loudness_lufs: float | None) 
     gate (−70 LUFS): silence. The library stores the list as ``songs.flags``;
     planning leaves flagged songs out (see :func:`lofi_pipeline.core.planning.usable_songs`).
     """
-    def number(v):
-        return None if v is None or (isinstance(v, float) and v != v) else float(v)
-
     flags = []
-    lufs, seconds = number(loudness_lufs), number(duration_seconds)
+    lufs, seconds = number_or_none(loudness_lufs), number_or_none(duration_seconds)
     if lufs is None or lufs < SILENT_LUFS:
         flags.append(f"silent: no measurable loudness (below {SILENT_LUFS:g} LUFS)")
     elif lufs < NEAR_SILENT_LUFS:
@@ -193,7 +191,7 @@ def describe_songs(songs: "pd.DataFrame", plans: dict) -> "pd.DataFrame":
     from lofi_pipeline.core.matching import describe_song
 
     def value(v, kind):
-        return None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else kind(v)
+        return None if is_missing(v) else kind(v)
 
     rows = []
     for s in songs.itertuples():

@@ -47,7 +47,7 @@ import pandas as pd
 
 from lofi_pipeline.core import keys
 from lofi_pipeline.core.errors import ConfigError
-from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
+from lofi_pipeline.core.models import Arc, Prompt, TrackPlan, is_missing
 from lofi_pipeline.core.naming import parse_song_filename
 from lofi_pipeline.core.tags import extract_mood_keywords, extract_vibe_tags
 
@@ -212,7 +212,7 @@ def describe_song(
     # No prompt: say what the analysis heard, and keep the filename's words
     # (producers sometimes name loose files "rainy_night_rhodes.mp3").
     facts = ["instrumental lofi song"]
-    if bpm is not None and not _missing(bpm) and bpm > 0:
+    if bpm is not None and not is_missing(bpm) and bpm > 0:
         facts.append(f"{_tempo_word(float(bpm))}, {float(bpm):.0f} BPM")
     if key:
         facts.append(str(key))
@@ -314,7 +314,7 @@ def arc_score(song_arc: int | None, prompt_arc: int | None) -> float:
     Returns :data:`UNKNOWN_ARC_SCORE` (0.25) when either arc is unknown (a song
     outside the naming convention): it may fit, but less than a neighbour.
     """
-    if _missing(song_arc) or _missing(prompt_arc):
+    if is_missing(song_arc) or is_missing(prompt_arc):
         return UNKNOWN_ARC_SCORE
     gap = abs(int(song_arc) - int(prompt_arc))
     return 1.0 if gap == 0 else 0.5 if gap == 1 else 0.0
@@ -378,7 +378,7 @@ def bpm_score(bpm: float | None, bpm_range: tuple[float, float] | None, tempo_pr
         and with a 10 BPM tolerance. 0.5 when the BPM or both ranges are unknown.
     """
     target = bpm_range if bpm_range is not None else _resolve_profile(tempo_profile)
-    value = np.nan if _missing(bpm) else float(bpm)
+    value = np.nan if is_missing(bpm) else float(bpm)
     if target is not None:
         target = (float(min(target)), float(max(target)))
     return float(_bpm_scores(np.array([value]), target)[0])
@@ -432,9 +432,9 @@ def usage_score(times_used: int | None, used_recently: bool | None) -> float:
     ``1 / (1 + times_used)``, halved when the song is in a recently published
     track (listeners of the channel would hear it again).
     """
-    n = 0 if _missing(times_used) else max(int(times_used), 0)
+    n = 0 if is_missing(times_used) else max(int(times_used), 0)
     score = 1.0 / (1.0 + n)
-    if not _missing(used_recently) and bool(used_recently):
+    if not is_missing(used_recently) and bool(used_recently):
         score *= RECENT_USE_FACTOR
     return score
 
@@ -487,15 +487,6 @@ MATCH_COLUMNS = [
     "score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score",
     "bpm", "key", "camelot", "arc", "source_track", "duration_seconds", "times_used",
 ]
-
-
-def _missing(value) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _column(songs: pd.DataFrame, name: str, default) -> pd.Series:

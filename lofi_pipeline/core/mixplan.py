@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from lofi_pipeline.core.errors import ConfigError
-from lofi_pipeline.core.models import Arc, TrackPlan
+from lofi_pipeline.core.models import Arc, TrackPlan, is_missing, number_or_none
 
 ENERGY = {"low": 0, "medium": 1, "high": 2}
 _FALLING = re.compile(r"\b(end|ending|outro|calm|fade|sleep|wind|gentle|rest|dream|close|closing|drift|settl)",
@@ -106,7 +106,7 @@ class MixPlan:
     @classmethod
     def from_stored(cls, header: dict[str, Any], entries: pd.DataFrame) -> "MixPlan":
         names = set(MixEntry.__dataclass_fields__)
-        rows = [{k: (None if _missing(v) else v) for k, v in r.items() if k in names}
+        rows = [{k: (None if is_missing(v) else v) for k, v in r.items() if k in names}
                 for r in entries.to_dict("records")]
         summary = header.get("summary_json") or {}
         return cls(track_number=int(header["track_number"]), target_seconds=float(header["target_seconds"] or 0),
@@ -123,17 +123,6 @@ def heard_seconds(length: float, crossfade: float) -> float:
     render do, so a long crossfade never makes a song count as negative time.
     """
     return length - min(crossfade, length / 2)
-
-
-def _missing(v: Any) -> bool:
-    try:
-        return v is None or bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(v: Any) -> float | None:
-    return None if _missing(v) else float(v)
 
 
 def arc_targets(plan: TrackPlan, *, target_seconds: float, allocation: str = "prompts") -> list[float]:
@@ -196,14 +185,14 @@ def plan_mix(plan: TrackPlan, *, track_number: int, songs: pd.DataFrame, matches
         raise ConfigError(f"max_repeats must be 0 or more, got {max_repeats!r}")
     lib = {}
     for r in songs.to_dict("records"):
-        length = _num(r.get("duration_seconds"))
+        length = number_or_none(r.get("duration_seconds"))
         if length and length > 0:
             lib[r["song_id"]] = {"song_id": r["song_id"], "filename": r.get("filename") or "",
-                                 "path": r.get("path") or "", "length": length, "bpm": _num(r.get("bpm")),
-                                 "camelot": None if _missing(r.get("camelot")) else r.get("camelot"),
-                                 "energy_level": None if _missing(r.get("energy_level")) else r.get("energy_level"),
-                                 "loudness_lufs": _num(r.get("loudness_lufs")),
-                                 "own": (_num(r.get("source_track")), _num(r.get("arc")), _num(r.get("prompt")))}
+                                 "path": r.get("path") or "", "length": length, "bpm": number_or_none(r.get("bpm")),
+                                 "camelot": None if is_missing(r.get("camelot")) else r.get("camelot"),
+                                 "energy_level": None if is_missing(r.get("energy_level")) else r.get("energy_level"),
+                                 "loudness_lufs": number_or_none(r.get("loudness_lufs")),
+                                 "own": (number_or_none(r.get("source_track")), number_or_none(r.get("arc")), number_or_none(r.get("prompt")))}
     prompt_of = {p.order: (arc, p) for arc in plan.arcs for p in arc.prompts}
 
     # 1. own songs: made for this track's prompt, by file name

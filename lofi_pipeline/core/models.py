@@ -9,6 +9,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, pandas' NA and NaT: a value a table row does not have.
+
+    Lists and arrays are values, never missing; what compares unequal to
+    itself is NaN (or NaT), and pandas' NA has no truth value at all.
+    """
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:  # pandas.NA
+        return True
+    except ValueError:  # an array: a value
+        return False
+
+
+def number_or_none(value: Any) -> float | None:
+    """``float(value)``, or None when it is missing."""
+    return None if is_missing(value) else float(value)
+
+
 @dataclass
 class Prompt:
     """One Suno prompt of an arc.

@@ -18,7 +18,7 @@ import pandas as pd
 from lofi_pipeline.core.catalog import flagged
 from lofi_pipeline.core.errors import ConfigError, LofiError, RenderError
 from lofi_pipeline.core.library import Library
-from lofi_pipeline.core.models import SelectedSong, TrackPlan
+from lofi_pipeline.core.models import SelectedSong, TrackPlan, is_missing
 
 TEST_RENDER_SECONDS = 300.0
 MAX_RENDER_HOURS = 12.0
@@ -107,7 +107,7 @@ def stored_plan(lib: Library, track_number: int, *, need_songs: bool = True) -> 
 def selected_songs(entries: pd.DataFrame) -> list[SelectedSong]:
     """Plan entries as the render's song list (one per placed entry, repeats included)."""
     def num(v):
-        return None if v is None or pd.isna(v) else v
+        return None if is_missing(v) else v
 
     return [SelectedSong(order=int(r.position), arc_number=int(r.arc_number), arc_name=r.arc_name or "",
                          song_id=r.song_id, path=r.path, filename=r.filename,
