@@ -477,7 +477,7 @@ def query(
                "key": key or "", "arc": arc or 0, "tags": list(tag or [])}
         _run("query_job", partition=track, title=f"query track {track}", run_config={"ops": {
             "track_matches": {"config": cfg},
-            "mix_plan": {"config": {"duration_minutes": duration or 0.0}}}})
+            "mix_plan": {"config": {"reuse_stored": False, "duration_minutes": duration or 0.0}}}})
     data = _query_json(track)
     table = Table("arc", "#", "prompt", "best match", "score", "sim", title=safe(data["track_title"] or ""))
     for arc, rows in data["results"].items():

@@ -73,12 +73,20 @@ def entries_frame(mix) -> pd.DataFrame:
 
 
 def plan_track(lib: Library, track_number: int, *, duration_minutes: float | None, allocation: str,
-               max_repeats: int, min_similarity: float, crossfade_seconds: float, store: bool = True):
-    """Plan the mix from the stored matches and songs; store it (the one plan) unless ``store`` is False."""
+               max_repeats: int, min_similarity: float, crossfade_seconds: float, store: bool = True,
+               reuse_stored: bool = False):
+    """Plan the mix from the stored matches and songs; store it (the one plan) unless ``store`` is False.
+
+    The target is ``duration_minutes``; else, with ``reuse_stored``, the stored plan's target (a
+    refresh after new songs keeps the length the producer planned with `lofi query --duration`);
+    else the page's duration.
+    """
     from lofi_pipeline.core.mixplan import plan_mix
 
     plan = require_plan(lib, track_number)
-    minutes = duration_minutes or plan.duration_minutes or 60.0
+    stored = lib.load_mix_plan(track_number) if reuse_stored and not duration_minutes else None
+    planned = stored[0]["target_seconds"] / 60.0 if stored and stored[0].get("target_seconds") else None
+    minutes = duration_minutes or planned or plan.duration_minutes or 60.0
     mix = plan_mix(plan, track_number=track_number, songs=usable_songs(lib), matches=lib.load_matches(track_number),
                    target_seconds=minutes * 60.0, crossfade_seconds=crossfade_seconds, allocation=allocation,
                    max_repeats=max_repeats, min_similarity=min_similarity)

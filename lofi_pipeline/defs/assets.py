@@ -210,7 +210,8 @@ def track_matches(context: dg.AssetExecutionContext, config: QueryConfig, librar
 
 
 class MixPlanConfig(dg.Config):
-    duration_minutes: float = 0.0  # 0 = the page's duration
+    reuse_stored: bool = True  # no duration given: keep the stored plan's target (a refresh after imports)
+    duration_minutes: float = 0.0  # 0 = the stored plan's target (reuse_stored), else the page's duration
     allocation: str = ""  # prompts | even; empty = settings
 
 
@@ -226,7 +227,7 @@ def mix_plan(context: dg.AssetExecutionContext, config: MixPlanConfig, library: 
     plan_id, mix = plan_track(lib, n, duration_minutes=config.duration_minutes or None,
                               allocation=config.allocation or matching.allocation,
                               max_repeats=matching.max_repeats, min_similarity=matching.min_similarity,
-                              crossfade_seconds=render.crossfade_seconds)
+                              crossfade_seconds=render.crossfade_seconds, reuse_stored=config.reuse_stored)
     for note in mix.notes:
         context.log.warning(note)
     return dg.MaterializeResult(metadata={

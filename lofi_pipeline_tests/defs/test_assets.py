@@ -92,3 +92,19 @@ def test_matches_plan_and_gaps_are_stored_hand_offs(library_home):
     assert set(own["prompt_number"]) <= {1, 2} and len(own) >= 1
     statuses = {p["prompt_number"]: p["status"] for p in report["prompts"]}
     assert statuses[3] == "missing" and report["songs_to_generate"] >= 1
+
+
+@pytest.mark.slow
+def test_a_refresh_keeps_the_planned_length(library_home):
+    """A plan made for 20 minutes stays a 20-minute plan when new songs refresh it; a new query resets it."""
+    settings, page, _ = library_home
+    cfg = {"ops": {"notion_pages": {"config": {"page": str(page)}}}}
+    _materialize(settings, [notion_pages, track_plans, audio_features, songs_table, song_embeddings, track_matches],
+                 cfg)
+    lib = build_resources(settings)["library"].library()
+    _materialize(settings, [mix_plan], {"ops": {"mix_plan": {"config": {"duration_minutes": 20.0}}}})
+    assert lib.load_mix_plan(101)[0]["target_seconds"] == 1200.0
+    _materialize(settings, [mix_plan])  # what an import of new songs runs
+    assert lib.load_mix_plan(101)[0]["target_seconds"] == 1200.0
+    _materialize(settings, [mix_plan], {"ops": {"mix_plan": {"config": {"reuse_stored": False}}}})
+    assert lib.load_mix_plan(101)[0]["target_seconds"] == lib.load_plan(101).duration_minutes * 60
