@@ -275,10 +275,12 @@ def plan_mix(plan: TrackPlan, *, track_number: int, songs: pd.DataFrame, matches
 
 
 def _fill(arc: Arc, pools: dict[int, list[dict]], goal: float, crossfade: float) -> list[dict]:
-    """Prompts take turns, each its best remaining song, until the arc's goal is met."""
+    """Every prompt with a song is heard once; then prompts take turns, each its best remaining
+    song, until the arc's goal is met. (A prompt the library covers is never left out for length:
+    the gap report would then ask for songs the library already has.)"""
     queues = [list(pools.get(p.order, [])) for p in arc.prompts]
-    chosen: list[dict] = []
-    filled = 0.0
+    chosen = [q.pop(0) for q in queues if q]
+    filled = sum(heard_seconds(c["length"], crossfade) for c in chosen)
     while filled < goal and any(queues):
         for q in queues:
             if q and filled < goal:

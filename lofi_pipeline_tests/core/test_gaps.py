@@ -188,3 +188,18 @@ def test_song_chapters_on_request_are_readable():
     titles = [t for _, t in chapters_for_render(render, plan, per_song=True)]
     assert titles == ["Golden Hour", "Golden Hour · 2", "Night Drive", "Night Drive · 2", "Gentle Ending",
                       "Gentle Ending · 2"]
+
+
+def test_every_covered_prompt_is_heard_even_when_the_target_is_short():
+    """A 3-minute arc with four prompts still plays one song per prompt it has songs for, so the gap
+    report never asks for songs the library already has; adding a song never raises the count."""
+    plan = make_plan([("Work", 4)])
+    songs, matches = frames([song(f"s{i}") for i in range(4)], [match(i + 1, f"s{i}", 0.9) for i in range(4)])
+    mix = plan_mix(plan, track_number=TRACK, songs=songs, matches=matches, target_seconds=180)
+    assert sorted(e.prompt_order for e in mix.entries) == [1, 2, 3, 4]
+    report = build_gap_report(plan, mix, matches, good_similarity=0.7)
+    assert {p["status"] for p in report["prompts"]} == {"covered"} and report["songs_to_generate"] == 0
+    fewer, fewer_matches = frames([song(f"s{i}") for i in range(3)], [match(i + 1, f"s{i}", 0.9) for i in range(3)])
+    before = build_gap_report(plan, plan_mix(plan, track_number=TRACK, songs=fewer, matches=fewer_matches,
+                                             target_seconds=180), fewer_matches, good_similarity=0.7)
+    assert before["songs_to_generate"] >= report["songs_to_generate"] + 1
