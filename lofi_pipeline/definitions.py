@@ -3,21 +3,8 @@
 No logic here; resources come from the settings file in LOFI_HOME.
 """
 
-import dagster as dg
+from lofi_pipeline.defs.build import build_definitions
 
-from lofi_pipeline.defs.assets import ALL_ASSETS
-from lofi_pipeline.defs.checks import ALL_CHECKS
-from lofi_pipeline.defs.jobs import ALL_JOBS
-from lofi_pipeline.defs.resources import build_resources
-from lofi_pipeline.defs.sensors import ALL_SENSORS
-from lofi_pipeline.settings import Settings
-
-
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    settings = settings or Settings.load()
-    return dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=ALL_JOBS,
-                          sensors=ALL_SENSORS,
-                          resources=build_resources(settings))
-
+__all__ = ["build_definitions", "defs"]
 
 defs = build_definitions()

@@ -238,7 +238,7 @@ def run_job(settings: Settings, job_name: str, *, partition: int | None = None,
     from dagster._core.execution.execute_in_process import merge_run_tags
 
     from lofi_pipeline.defs.partitions import ensure_track_partition
-    from lofi_pipeline.definitions import build_definitions
+    from lofi_pipeline.defs.build import build_definitions
 
     instance = instance or prepare_instance(settings)
     for note in recover_crashed_runs(instance):

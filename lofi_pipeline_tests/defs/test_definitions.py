@@ -13,7 +13,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from lofi_pipeline.definitions import build_definitions
+from lofi_pipeline.defs.build import build_definitions
 from lofi_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +133,25 @@ def test_webserver_graphql_lists_assets_jobs_and_cli_runs_under_their_job(lofi_h
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_loading_the_code_location_leaves_the_analyzer_and_the_model_unloaded(lofi_home):
+    """Every job command and every sensor tick loads the definitions; only the steps that analyse audio
+    or embed text pay for scipy's DSP, the decoders and torch."""
+    code = ("import sys, lofi_pipeline.definitions\n"
+            "print(sorted(m for m in ('lofi_pipeline.core.audio.decode', 'lofi_pipeline.core.audio.tempo',"
+            " 'scipy.signal', 'soxr', 'torch', 'sentence_transformers') if m in sys.modules))")
+    env = {**os.environ, "LOFI_HOME": str(lofi_home.home)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_audio_package_resolves_every_public_name_on_first_use():
+    from lofi_pipeline.core import audio
+
+    for name in audio.__all__:
+        assert getattr(audio, name) is not None, name
+    assert audio.SUPPORTED_EXTENSIONS == audio.decode.SUPPORTED_EXTENSIONS
+    with pytest.raises(AttributeError, match="no_such_name"):
+        audio.no_such_name  # noqa: B018

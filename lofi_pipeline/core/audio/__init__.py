@@ -19,21 +19,44 @@ key-signature spelling (``"E♭ major"``, ``"F♯ minor"``; see
 :mod:`lofi_pipeline.core.keys`, which also parses any other spelling) with
 Camelot codes like ``"8A"``. Unknown values are ``None`` (silence has no key,
 a beatless song no tempo).
+Names are loaded on first use (PEP 562): importing the package, or one light
+name such as ``SUPPORTED_EXTENSIONS`` (the file sensors need it), does not
+load numpy, scipy or the decoders.
 """
 
-from lofi_pipeline.core.audio.analyze import ANALYZER_VERSION, analyze_file, analyze_files
-from lofi_pipeline.core.audio.decode import (
-    ANALYSIS_SR,
-    EXCERPT_SECONDS,
-    SUPPORTED_EXTENSIONS,
-    _without_libmpg123_noise,  # noqa: F401 - the tests reach it as audio._without_libmpg123_noise
-    iter_audio_files,
-    load_audio,
-)
-from lofi_pipeline.core.audio.features import energy_level, tempo_category
-from lofi_pipeline.core.audio.key import estimate_key
-from lofi_pipeline.core.audio.tempo import estimate_tempo
-from lofi_pipeline.core.keys import camelot_code
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "ANALYZER_VERSION": "analyze", "analyze_file": "analyze", "analyze_files": "analyze",
+    "ANALYSIS_SR": "decode", "EXCERPT_SECONDS": "decode", "iter_audio_files": "decode",
+    "load_audio": "decode", "_without_libmpg123_noise": "decode",
+    "SUPPORTED_EXTENSIONS": "formats",
+    "energy_level": "features", "tempo_category": "features",
+    "estimate_key": "key", "estimate_tempo": "tempo",
+}
+
+if TYPE_CHECKING:
+    from lofi_pipeline.core.audio.analyze import ANALYZER_VERSION, analyze_file, analyze_files
+    from lofi_pipeline.core.audio.decode import ANALYSIS_SR, EXCERPT_SECONDS, iter_audio_files, load_audio
+    from lofi_pipeline.core.audio.features import energy_level, tempo_category
+    from lofi_pipeline.core.audio.formats import SUPPORTED_EXTENSIONS
+    from lofi_pipeline.core.audio.key import estimate_key
+    from lofi_pipeline.core.audio.tempo import estimate_tempo
+    from lofi_pipeline.core.keys import camelot_code
+
+
+def __getattr__(name: str) -> Any:
+    if name == "camelot_code":
+        from lofi_pipeline.core.keys import camelot_code
+
+        return camelot_code
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ANALYSIS_SR",

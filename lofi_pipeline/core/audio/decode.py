@@ -26,12 +26,11 @@ import numpy as np
 import soxr
 from scipy import fft as sp_fft
 
+from lofi_pipeline.core.audio.formats import SUPPORTED_EXTENSIONS
 from lofi_pipeline.core.errors import AudioFileError
 from lofi_pipeline.core.loudness import BLOCK_FRAMES, LoudnessMeter
 from lofi_pipeline.core.probe import parse_input_summary
 
-SUPPORTED_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac"})
-"""Lower-case suffixes we import; matching ignores case (``.MP3`` is fine)."""
 
 ANALYSIS_SR = 11025
 """Sample rate (Hz) for tempo and key: kick, snare, chords and bass all live
