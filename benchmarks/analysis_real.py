@@ -250,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "split": args.split,
                                          "analyzer_version": audio.ANALYZER_VERSION,
-                                         "load_average": os.getloadavg()[0], "figures": figures}, indent=2) + "\n")
+                                         "load_average": os.getloadavg()[0], "figures": figures,
+                                         "answers": {m: {f: list(r) for f, r in sorted(results[m].items())}
+                                                     for m in methods}}, indent=1) + "\n")
     if args.show_errors:
         for m in methods[:1]:
             for r in rows:

@@ -148,6 +148,10 @@ def test_loading_the_code_location_leaves_the_analyzer_and_the_model_unloaded(lo
 
 
 def test_the_audio_package_resolves_every_public_name_on_first_use():
+    code = ("import lofi_pipeline.core.audio as audio\n"
+            "print(audio.tempo.estimate_tempo is audio.estimate_tempo, audio.key.__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["True", "lofi_pipeline.core.audio.key"], proc.stderr[-2000:]
     from lofi_pipeline.core import audio
 
     for name in audio.__all__:

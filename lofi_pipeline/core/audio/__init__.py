@@ -38,6 +38,8 @@ _HOMES = {
     "estimate_key": "key", "estimate_tempo": "tempo",
 }
 
+_SUBMODULES = frozenset({"analyze", "decode", "features", "formats", "key", "spectral", "tempo"})
+
 if TYPE_CHECKING:
     from lofi_pipeline.core.audio.analyze import ANALYZER_VERSION, analyze_file, analyze_files
     from lofi_pipeline.core.audio.decode import ANALYSIS_SR, EXCERPT_SECONDS, iter_audio_files, load_audio
@@ -55,6 +57,8 @@ def __getattr__(name: str) -> Any:
         return camelot_code
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
