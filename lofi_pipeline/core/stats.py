@@ -37,12 +37,21 @@ class LibraryStats:
 
 
 def _flagged_songs(songs: pd.DataFrame) -> pd.DataFrame:
-    """filename and its flags joined, for every flagged song."""
-    from lofi_pipeline.core.catalog import flagged
+    """filename and its flags joined, for every flagged song.
+
+    A row stored before flags existed (``flags`` NULL) is flagged by the rule on
+    its duration and loudness (:func:`~lofi_pipeline.core.catalog.flagged`), so
+    its reasons come from the same rule.
+    """
+    from lofi_pipeline.core.catalog import audio_flags, flagged
 
     rows = songs[flagged(songs)] if len(songs) else songs
-    return pd.DataFrame({"filename": list(rows.get("filename", [])),
-                         "flags": ["; ".join(f) for f in rows.get("flags", [])]}, columns=["filename", "flags"])
+    reasons = [list(r.flags) if isinstance(r.flags, (list, tuple, np.ndarray))
+               else audio_flags(duration_seconds=getattr(r, "duration_seconds", None),
+                                loudness_lufs=getattr(r, "loudness_lufs", None))
+               for r in rows.itertuples()] if "flags" in rows.columns else []
+    return pd.DataFrame({"filename": list(rows.get("filename", [])), "flags": ["; ".join(f) for f in reasons]},
+                        columns=["filename", "flags"])
 
 
 def _low(songs: pd.DataFrame, column: str, threshold: float) -> np.ndarray:

@@ -53,6 +53,15 @@ def test_bars_are_proportional():
     assert bar(100, 100, width=10, low=1) == "█" * 9 + "░"  # one guess among many still shows
 
 
+def test_a_row_stored_before_flags_is_reported_with_the_rules_reasons():
+    songs = pd.DataFrame({"filename": ["old.mp3", "fine.mp3"], "flags": [None, []], "loudness_lufs": [None, -16.0],
+                          "duration_seconds": [60.0, 60.0], "bpm": [None, 80.0], "key": [None, "A minor"],
+                          "energy_level": [None, "low"], "times_used": [0, 0]})
+    st = library_stats(songs, tracks=1, published=0)  # raised TypeError joining the NULL flags
+    assert st.flagged == 1 and st.flagged_songs["filename"].tolist() == ["old.mp3"]
+    assert st.flagged_songs["flags"].iloc[0].startswith("silent")
+
+
 def test_empty_library():
     st = library_stats(pd.DataFrame(), tracks=0, published=0)
     assert st.songs == 0 and "0 songs" in stats_markdown(st)
