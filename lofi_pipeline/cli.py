@@ -384,19 +384,35 @@ def analyze(
             d = r.to_dict()
             sys.stdout.write(json.dumps({k: d.get(k) for k in keys}) + "\n")
     else:
+        from lofi_pipeline.core.confidence import (GUESS_MARK, LEGEND, LOW_KEY_CONFIDENCE, bpm_text, key_text,
+                                                   mark)
+
         table = Table("file", "duration", "BPM", "key", "camelot", "LUFS", "error")
+        guessed = False
         for r in results:
+            bpm, key = bpm_text(r.bpm, r.bpm_confidence), key_text(r.key, r.key_confidence)
+            camelot = mark(r.camelot or "", r.key_confidence, LOW_KEY_CONFIDENCE)
+            guessed |= any(cell.endswith(GUESS_MARK) for cell in (bpm, key, camelot))
             table.add_row(safe(Path(r.path).name), f"{r.duration_seconds:.1f}s" if r.duration_seconds else "",
-                          f"{r.bpm:.1f}" if r.bpm else "—", r.key or "—", r.camelot or "",
+                          bpm, safe(key), camelot,
                           f"{r.loudness_lufs:.1f}" if r.loudness_lufs is not None else "", safe(r.error or ""))
         out.print(table)
+        if guessed:
+            out.print(LEGEND, markup=False, highlight=False)
     if any(r.error for r in results):
         raise typer.Exit(code=1)
 
 
 # --------------------------------------------------------------------------- planning
 def _query_json(track: int) -> dict:
-    """The seed-compatible JSON of a track's matches."""
+    """The seed-compatible JSON of a track's matches.
+
+    Each match's ``components`` also give the weights its BPM and key counted
+    with (1.0 = full; less for a low-confidence guess) and ``note`` says so in words.
+    """
+    from lofi_pipeline.core.confidence import downweight_note
+    from lofi_pipeline.core.models import number_or_none
+
     lib = _library()
     plan = lib.load_plan(track)
     if plan is None:
@@ -412,15 +428,27 @@ def _query_json(track: int) -> dict:
                                       "score": round(float(r.score), 4),
                                       "similarity": round(float(r.similarity), 4),
                                       "bpm": None if r.bpm != r.bpm else round(float(r.bpm), 1),
-                                      "key": r.key, "arc": None if r.song_arc != r.song_arc else int(r.song_arc),
+                                      "bpm_confidence": number_or_none(r.bpm_confidence),
+                                      "key": r.key, "key_confidence": number_or_none(r.key_confidence),
+                                      "arc": None if r.song_arc != r.song_arc else int(r.song_arc),
                                       "duration": round(float(r.duration_seconds), 2),
                                       "components": {"arc": r.arc_score, "bpm": r.bpm_score,
-                                                     "key": r.key_score, "usage": r.usage_score}}
+                                                     "key": r.key_score, "usage": r.usage_score,
+                                                     "bpm_weight": _full_weight(r.bpm_weight),
+                                                     "key_weight": _full_weight(r.key_weight)},
+                                      "note": downweight_note(r.bpm_weight, r.key_weight)}
                                      for r in mm.itertuples()]})
         results[f"arc_{arc.number}"] = rows
     return {"track_number": track, "track_title": plan.title or plan.page_title,
             "total_prompts": len(plan.prompts), "total_matches": int(len(m)),
             "prompts_matched": int(m.prompt_order.nunique()) if len(m) else 0, "results": results}
+
+
+def _full_weight(value) -> float:
+    """A stored component weight; NULL (matches stored before weights existed) was full weight."""
+    from lofi_pipeline.core.models import is_missing
+
+    return 1.0 if is_missing(value) else round(float(value), 4)
 
 
 def _check_query_options(*, top_k, min_similarity, duration, bpm_min, bpm_max, key, arc, tags) -> None:
@@ -479,13 +507,17 @@ def query(
             "track_matches": {"config": cfg},
             "mix_plan": {"config": {"reuse_stored": False, "duration_minutes": duration or 0.0}}}})
     data = _query_json(track)
-    table = Table("arc", "#", "prompt", "best match", "score", "sim", title=safe(data["track_title"] or ""))
-    for arc, rows in data["results"].items():
-        for r in rows:
-            best = r["matches"][0] if r["matches"] else None
-            table.add_row(arc.split("_")[1], str(r["prompt_number"]), safe(r["prompt_text"][:50]),
-                          safe(best["filename"]) if best else "[red]— gap —[/red]",
-                          f"{best['score']:.2f}" if best else "", f"{best['similarity']:.2f}" if best else "")
+    firsts = [(arc, r, r["matches"][0] if r["matches"] else None) for arc, rows in data["results"].items()
+              for r in rows]
+    # A note column only when a guessed BPM or key counted less somewhere.
+    noted = any(best and best["note"] for _, _, best in firsts)
+    table = Table("arc", "#", "prompt", "best match", "score", "sim", *(["note"] if noted else []),
+                  title=safe(data["track_title"] or ""))
+    for arc, r, best in firsts:
+        table.add_row(arc.split("_")[1], str(r["prompt_number"]), safe(r["prompt_text"][:50]),
+                      safe(best["filename"]) if best else "[red]— gap —[/red]",
+                      f"{best['score']:.2f}" if best else "", f"{best['similarity']:.2f}" if best else "",
+                      *([f"[dim]{best['note']}[/dim]" if best else ""] if noted else []))
     out.print(table)
     out.print(f"{data['prompts_matched']}/{data['total_prompts']} prompts matched, {data['total_matches']} matches")
     if output:
@@ -666,7 +698,7 @@ def publish(track: TrackOpt,
 @app.command()
 def stats() -> None:
     """Library figures: songs, tracks, hours, most-used songs, BPM and key distributions."""
-    from lofi_pipeline.core.stats import stats_from_library, with_bars
+    from lofi_pipeline.core.stats import guesses_line, stats_from_library, with_bars
 
     st = stats_from_library(_library())
     out.print(f"[bold]{st.songs}[/bold] songs, [bold]{st.hours}[/bold] h, {st.tracks} tracks "
@@ -678,6 +710,8 @@ def stats() -> None:
         for row in st.flagged_songs.itertuples(index=False):
             table.add_row(safe(row[0]), safe(", ".join(row[1]) if not isinstance(row[1], str) else row[1]))
         out.print(table)
+    if guesses_line(st):
+        out.print(guesses_line(st), markup=False, highlight=False)
     for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
                       ("energy", with_bars(st.energy)), ("most used", st.most_used)]:
         if len(df):

@@ -194,6 +194,62 @@ def test_analyze_json_lines_and_exit_code(tmp_path):
     assert bad["error"] and bad["bpm"] is None
 
 
+def test_analyze_marks_low_confidence_values_and_only_those(tmp_path):
+    import numpy as np
+
+    from lofi_pipeline.core.confidence import GUESS_MARK, LEGEND, LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE
+    from lofi_pipeline.core.synth import synthesize_song, write_audio
+
+    sr = 22050
+    write_audio(synthesize_song(bpm=90, key="C major", seconds=12, sr=sr, seed=11, lowpass_hz=6000), sr,
+                tmp_path / "beat.wav")
+    # Fourteen clicks at random moments over faint noise: onsets without a pulse, and no pitch.
+    rng = np.random.default_rng(0)
+    clicks = np.zeros(sr * 8, np.float32)
+    for at in np.sort(rng.uniform(0, 7.9, 14)):
+        clicks[int(at * sr):int(at * sr) + 200] += 0.8 * np.hanning(200).astype(np.float32)
+    clicks += 0.01 * rng.standard_normal(clicks.size).astype(np.float32)
+    write_audio(clicks, sr, tmp_path / "clicks.wav")
+
+    as_json = runner.invoke(app, ["analyze", str(tmp_path), "--json", "--workers", "1"])
+    assert as_json.exit_code == 0, as_json.output
+    found = {Path(d["path"]).stem: d for d in map(json.loads, as_json.stdout.splitlines())}
+    # What the analyzer says decides the marks; checked first so a failure tells which side moved.
+    beat, noise = found["beat"], found["clicks"]
+    assert abs(beat["bpm"] - 90) < 1 and beat["bpm_confidence"] >= 2 * LOW_TEMPO_CONFIDENCE
+    assert beat["key"] == "C major" and beat["key_confidence"] >= 2 * LOW_KEY_CONFIDENCE
+    assert noise["bpm"] is not None and noise["bpm_confidence"] < LOW_TEMPO_CONFIDENCE / 2
+    assert noise["key"] is not None and noise["key_confidence"] < LOW_KEY_CONFIDENCE / 2
+
+    result = runner.invoke(app, ["analyze", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if ".wav" in line}
+    assert GUESS_MARK not in rows["beat.wav"] and "90.0" in rows["beat.wav"] and "C major" in rows["beat.wav"]
+    assert f"{noise['bpm']:.1f}{GUESS_MARK}" in rows["clicks.wav"]
+    assert f"{noise['key']}{GUESS_MARK}" in rows["clicks.wav"]
+    assert LEGEND in " ".join(result.stdout.split())  # the legend, however Rich wrapped it
+
+    (tmp_path / "clicks.wav").unlink()  # only confident values: no legend
+    assert "low confidence" not in runner.invoke(app, ["analyze", str(tmp_path), "--workers", "1"]).stdout
+
+
+def test_stats_counts_low_confidence_values_apart(lofi_home):
+    from lofi_pipeline.core.library import Library
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with Library(lofi_home.duckdb_path).write() as con:  # one confident song, one guess, one row from before
+        con.execute("INSERT INTO songs (song_id, filename, duration_seconds, loudness_lufs, flags, bpm, "
+                    "bpm_confidence, key, key_confidence, times_used) VALUES "
+                    "('sure', 'a.mp3', 60, -16, [], 72, 0.4, 'A minor', 0.7, 0), "
+                    "('guess', 'b.mp3', 60, -16, [], 75, 0.01, 'A minor', 0.05, 0), "
+                    "('old', 'c.mp3', 60, -16, [], 101, NULL, 'C major', NULL, 0)")
+    result = runner.invoke(app, ["stats"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 BPM and 1 key value(s) are low-confidence guesses" in text
+    assert "█░" in result.stdout  # the 70–79 bar: one confident song, one guess
+
+
 @pytest.mark.slow
 def test_commands_over_the_demo_library(demo_home, monkeypatch, tmp_path):
     settings, _ = demo_home

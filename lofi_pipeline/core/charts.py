@@ -9,7 +9,8 @@ drawing, so a notebook or a test that uses matplotlib itself is not affected.
 Colours mean the same thing in every picture: arc *n* is always
 :func:`arc_colour` (n) (the timeline's blocks, the gap chart's row markers);
 gap statuses are green (covered), amber (weak) and red (missing); unknown values
-are grey and low-confidence values are drawn pale and hatched.
+are grey and low-confidence values (the rule of :mod:`lofi_pipeline.core.confidence`)
+are drawn pale and hatched.
 
 An empty input never raises: it gives a picture saying there is nothing to
 show, so an asset can always attach its chart.
@@ -33,16 +34,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
+from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE, low_mask
 from lofi_pipeline.core.matching import to_camelot
 
 __all__ = [
-    "ARC_COLOURS", "STATUS_COLOURS", "UNKNOWN_COLOUR", "LOW_CONFIDENCE", "arc_colour",
+    "ARC_COLOURS", "STATUS_COLOURS", "UNKNOWN_COLOUR", "arc_colour",
     "library_distribution_png", "arc_timeline_png", "gap_coverage_png", "markdown_image",
 ]
 
 WIDTH_PX, HEIGHT_PX, DPI = 900, 400, 100
-LOW_CONFIDENCE = 0.5
-"""bpm_confidence / key_confidence below this is drawn pale and hatched."""
 
 # Okabe–Ito-like, distinguishable for colour-blind viewers, and dark enough for white text.
 ARC_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#6A3D9A",
@@ -109,12 +109,11 @@ def _number(value: Any) -> float | None:
 # ------------------------------------------------------------------ library spread
 
 
-def _confident(df: pd.DataFrame, column: str) -> pd.Series:
-    """True where the confidence column is missing, unknown or >= LOW_CONFIDENCE."""
+def _confident(df: pd.DataFrame, column: str, threshold: float) -> pd.Series:
+    """True where the confidence column is missing, unknown or not low (see core/confidence.py)."""
     if column not in df.columns:
         return pd.Series(True, index=df.index)
-    conf = pd.to_numeric(df[column], errors="coerce")
-    return ~(conf < LOW_CONFIDENCE)
+    return pd.Series(~low_mask(df[column], threshold), index=df.index)
 
 
 def _camelot_of(df: pd.DataFrame) -> pd.Series:
@@ -143,8 +142,9 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
     bytes
         A 900×400 PNG: left, songs per 5-BPM bin; right, songs per Camelot
         number (1–12, the wheel's order) with minor (A) and major (B) side by
-        side. Values with confidence below 0.5 are stacked on top, pale and
-        hatched; unknown values form a grey "unknown" bar in each panel.
+        side. Low-confidence values (:mod:`lofi_pipeline.core.confidence`) are
+        stacked on top, pale and hatched, and counted in the title; unknown
+        values form a grey "unknown" bar in each panel.
     """
     if songs is None or len(songs) == 0:
         return _placeholder("Library: BPM and key", "No songs in the library yet")
@@ -154,17 +154,20 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
     else:
         bpm = pd.Series(np.nan, index=df.index)
     bpm = bpm.where(bpm > 0)
-    bpm_ok = _confident(df, "bpm_confidence")
+    bpm_ok = _confident(df, "bpm_confidence", LOW_TEMPO_CONFIDENCE)
     codes = _camelot_of(df)
-    key_ok = _confident(df, "key_confidence")
+    key_ok = _confident(df, "key_confidence", LOW_KEY_CONFIDENCE)
 
     with matplotlib.rc_context(_STYLE):
         fig = _new_figure()
         ax_bpm, ax_key = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.35], "wspace": 0.22})
         fig.subplots_adjust(left=0.06, right=0.985, top=0.86, bottom=0.2)
         known = bpm.dropna()
-        fig.suptitle(f"Library: {len(df)} songs — BPM known for {len(known)}, "
-                     f"key for {int(codes.notna().sum())}", fontsize=11, weight="bold", x=0.02, ha="left")
+        low_bpm = int((bpm.notna() & ~bpm_ok).sum())
+        low_key = int((codes.notna() & ~key_ok).sum())
+        fig.suptitle(f"Library: {len(df)} songs — BPM known for {len(known)} ({low_bpm} guessed), "
+                     f"key for {int(codes.notna().sum())} ({low_key} guessed)", fontsize=11, weight="bold",
+                     x=0.02, ha="left")
 
         # ---- BPM: 5-BPM bins over the known range, unknown as a separate bar
         step = 5.0
@@ -179,7 +182,7 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
         centres = edges[:-1] + step / 2
         ax_bpm.bar(centres, sure, width=step * 0.9, color=_BPM_COLOUR, label="BPM")
         ax_bpm.bar(centres, unsure, width=step * 0.9, bottom=sure, color=_BPM_COLOUR, alpha=0.35,
-                   hatch=_HATCH, edgecolor=_BPM_COLOUR, label=f"confidence < {LOW_CONFIDENCE:g}")
+                   hatch=_HATCH, edgecolor=_BPM_COLOUR, label="low confidence")
         unknown_x = edges[-1] + 1.5 * step
         n_unknown = int(bpm.isna().sum())
         ax_bpm.bar([unknown_x], [n_unknown], width=step * 0.9, color=UNKNOWN_COLOUR, label="unknown")
@@ -209,7 +212,7 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
         handles = [Patch(color=_MINOR_COLOUR, label="minor (A)"),
                    Patch(color=_MAJOR_COLOUR, label="major (B)"),
                    Patch(facecolor="#dddddd", hatch=_HATCH, edgecolor="#777777",
-                         label=f"confidence < {LOW_CONFIDENCE:g}"),
+                         label="low confidence"),
                    Patch(color=UNKNOWN_COLOUR, label="unknown")]
         ax_key.legend(handles=handles, loc="upper left", frameon=False, ncols=2)
         for ax in (ax_bpm, ax_key):

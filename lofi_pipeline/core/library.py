@@ -273,6 +273,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE selections;
         """,
     ),
+    (
+        3,
+        "matches: the confidence weight of the BPM and key components",
+        """
+        -- 1.0 = full weight; below 1 the song's BPM or key was a low-confidence guess
+        -- (core/confidence.py). NULL on older rows means full weight.
+        ALTER TABLE matches ADD COLUMN bpm_weight DOUBLE;
+        ALTER TABLE matches ADD COLUMN key_weight DOUBLE;
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -719,10 +729,15 @@ class Library:
                 "songs_without_prompt": int(row.songs_without_prompt)}
 
     def bpm_distribution(self, bin_bpm: int = 10) -> pd.DataFrame:
-        """Songs per BPM bin (songs with no tempo are left out)."""
+        """Songs per BPM bin and how many of them have a low-confidence BPM (songs with no tempo are
+        left out)."""
+        from lofi_pipeline.core.confidence import LOW_TEMPO_CONFIDENCE
+
+        # confidence.is_low in SQL: below the threshold; a NULL confidence is not low.
         return self.df(f"SELECT (floor(bpm / {int(bin_bpm)}) * {int(bin_bpm)})::INT AS bpm_bin, "
-                       "count(*) AS songs FROM songs WHERE bpm IS NOT NULL AND isfinite(bpm) "
-                       "GROUP BY 1 ORDER BY 1")
+                       "count(*) AS songs, count(*) FILTER (WHERE bpm_confidence < ?) AS low_confidence "
+                       "FROM songs WHERE bpm IS NOT NULL AND isfinite(bpm) GROUP BY 1 ORDER BY 1",
+                       [LOW_TEMPO_CONFIDENCE])
 
     def songs(self, *, with_vectors_for: str | None = None, recent_tracks: int = 3) -> pd.DataFrame:
         """All songs with their recent-use flag (and the embedding vector when a model is named).
@@ -840,7 +855,8 @@ class Library:
     def load_matches(self, track_number: int, *, with_songs: bool = False) -> pd.DataFrame:
         """A track's stored matches in prompt and rank order (with song columns when asked)."""
         if with_songs:
-            df = self.df("SELECT m.*, s.bpm, s.key, s.arc AS song_arc, s.duration_seconds, s.path FROM matches m "
+            df = self.df("SELECT m.*, s.bpm, s.bpm_confidence, s.key, s.key_confidence, s.arc AS song_arc, "
+                         "s.duration_seconds, s.path FROM matches m "
                          "JOIN songs s USING (song_id) WHERE m.track_number = ? ORDER BY prompt_order, rank",
                          [track_number])
             return self._full_paths(df)

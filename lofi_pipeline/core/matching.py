@@ -24,7 +24,17 @@ component      meaning                                                   default
 =============  ========================================================  =======
 
 The total is ``sum(w_i * c_i) / sum(w_i)`` so it stays in ``[0, 1]`` whatever
-weights the settings file gives. Only songs whose similarity reaches
+weights the settings file gives.
+
+A BPM or key the analyzer was unsure of counts less: the component is pulled
+toward the unknown score (0.5) by the song's confidence weight,
+``c = 0.5 + w * (c_raw - 0.5)``, with ``w`` from
+:func:`lofi_pipeline.core.confidence.confidence_weight` (1 for a confident or
+missing confidence, falling linearly to 0 below the low-confidence threshold).
+For the key, the weight of the prompt's reference song multiplies in when the
+reference key came from a song. The weights are returned as ``bpm_weight`` and
+``key_weight`` (1.0 = full weight), so a report can say a component was
+down-weighted. Only songs whose similarity reaches
 ``min_similarity`` are candidates; the weights then rank them.
 
 Key compatibility needs a key to be compatible *with*: prompts have none, so
@@ -46,6 +56,12 @@ import numpy as np
 import pandas as pd
 
 from lofi_pipeline.core import keys
+from lofi_pipeline.core.confidence import (
+    LOW_KEY_CONFIDENCE,
+    LOW_TEMPO_CONFIDENCE,
+    blend_toward_neutral,
+    confidence_weight,
+)
 from lofi_pipeline.core.errors import ConfigError
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan, is_missing
 from lofi_pipeline.core.naming import parse_song_filename
@@ -484,8 +500,9 @@ class QueryFilters:
 
 MATCH_COLUMNS = [
     "arc_number", "arc_name", "prompt_number", "prompt_order", "rank", "song_id", "filename",
-    "score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score",
-    "bpm", "key", "camelot", "arc", "source_track", "duration_seconds", "times_used",
+    "score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score", "bpm_weight", "key_weight",
+    "bpm", "bpm_confidence", "key", "key_confidence", "camelot", "arc", "source_track", "duration_seconds",
+    "times_used",
 ]
 
 
@@ -596,8 +613,9 @@ def query_track_with_best(
     songs : pandas.DataFrame
         The library (``songs`` table); row ``i`` belongs to ``song_vectors[i]``.
         Uses ``song_id``, ``filename`` and, when present, ``arc``, ``bpm``,
-        ``key``/``camelot``, ``source_track``, ``times_used``,
-        ``recently_used``, ``duration_seconds``.
+        ``key``/``camelot``, ``bpm_confidence``, ``key_confidence``,
+        ``source_track``, ``times_used``, ``recently_used``,
+        ``duration_seconds``. A missing confidence counts as full weight.
     song_vectors : np.ndarray
         ``(n_songs, d)`` L2-normalised vectors.
     weights : MatchWeights, optional
@@ -656,7 +674,14 @@ def query_track_with_best(
 
     n = len(songs)
     bpm = _float_array(_column(songs, "bpm", None))
+    no_confidence = np.full(n, np.nan)  # a frame without the columns: full weight, nothing converted
+    bpm_conf = _float_array(songs["bpm_confidence"]) if "bpm_confidence" in songs.columns else no_confidence
+    key_conf = _float_array(songs["key_confidence"]) if "key_confidence" in songs.columns else no_confidence
     song_code = _camelot_codes(songs)
+    # How much each song's BPM and key count (1 = full; guesses less), once for all songs. An
+    # unknown value already scores neutral, so its weight stays 1 and no report calls it a guess.
+    bpm_w = np.where(np.isfinite(bpm) & (bpm > 0), confidence_weight(bpm_conf, LOW_TEMPO_CONFIDENCE), 1.0)
+    key_w = np.where(song_code >= 0, confidence_weight(key_conf, LOW_KEY_CONFIDENCE), 1.0)
     song_arcs = _float_array(_column(songs, "arc", None))
     source_tracks = _float_array(_column(songs, "source_track", None))
     times_used = np.nan_to_num(_float_array(_column(songs, "times_used", 0)), nan=0.0)
@@ -688,19 +713,25 @@ def query_track_with_best(
         if ref_key_fixed is None:
             # Each prompt's most similar allowed song with a known key sets its
             # reference key; that is nearly always the most similar song itself.
+            # A guessed reference key makes every candidate's key score a guess too.
             ref_codes = np.where(np.isfinite(best_values), song_code[best_index], -1)
+            ref_rows = best_index.copy()
             for i in np.flatnonzero((ref_codes < 0) & np.isfinite(best_values)):
                 keyed = np.where(song_code >= 0, masked[i], -np.inf)
                 j = int(np.argmax(keyed))
                 ref_codes[i] = song_code[j] if np.isfinite(keyed[j]) else -1
+                ref_rows[i] = j
+            ref_w = key_w[ref_rows]
         else:
             ref_codes = np.full(p_count, CAMELOT_CODES.index(ref_key_fixed))
+            ref_rows, ref_w = np.full(p_count, -1), np.ones(p_count)
         candidates = sims >= min_similarity
         candidates &= allowed
         del masked
     else:
         best_values = np.full(p_count, -np.inf)
         ref_codes = np.full(p_count, -1)
+        ref_rows, ref_w = np.full(p_count, -1), np.ones(p_count)
         candidates = np.zeros((p_count, 0), dtype=bool)
 
     total_w = weights.total()
@@ -721,8 +752,11 @@ def query_track_with_best(
         arc_sc[np.isnan(arcs_c)] = UNKNOWN_ARC_SCORE
         target = arc.bpm_range if arc.bpm_range else profile
         target = (float(min(target)), float(max(target))) if target is not None else None
-        bpm_sc = _bpm_scores(bpm[idx], target)
-        key_sc = key_table[ref_codes[i], song_code[idx]]
+        bpm_wc = bpm_w[idx]
+        bpm_sc = blend_toward_neutral(_bpm_scores(bpm[idx], target), bpm_wc, UNKNOWN_SCORE)
+        # The reference song matches its own key whatever that key really is.
+        key_wc = np.where(idx == ref_rows[i], 1.0, key_w[idx] * ref_w[i])
+        key_sc = blend_toward_neutral(key_table[ref_codes[i], song_code[idx]], key_wc, UNKNOWN_SCORE)
         usage_sc = usage[idx]
         score = (weights.semantic * np.clip(sim, 0.0, 1.0) + weights.arc * arc_sc + weights.bpm * bpm_sc
                  + weights.key * key_sc + weights.usage * usage_sc) / total_w
@@ -733,6 +767,7 @@ def query_track_with_best(
         picked.append((i, idx[part], {
             "score": score[part], "similarity": sim[part], "arc_score": arc_sc[part],
             "bpm_score": bpm_sc[part], "key_score": key_sc[part], "usage_score": usage_sc[part],
+            "bpm_weight": bpm_wc[part], "key_weight": key_wc[part],
         }))
 
     if not picked:
@@ -755,9 +790,12 @@ def query_track_with_best(
         "song_id": gather("song_id"),
         "filename": gather("filename"),
         **{name: np.concatenate([c[name] for _, _, c in picked]) for name in
-           ("score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score")},
+           ("score", "similarity", "arc_score", "bpm_score", "key_score", "usage_score", "bpm_weight",
+            "key_weight")},
         "bpm": bpm[top],
+        "bpm_confidence": bpm_conf[top],
         "key": gather("key"),
+        "key_confidence": key_conf[top],
         "camelot": [CAMELOT_CODES[c] if c >= 0 else None for c in song_code[top]],
         "arc": _nullable_ints(song_arcs[top]),
         "source_track": _nullable_ints(source_tracks[top]),

@@ -57,7 +57,7 @@ def match_track(lib: Library, track_number: int, *, query: dict[str, Any], weigh
                                           top_k=int(query["top_k"]), min_similarity=float(query["min_similarity"]),
                                           filters=filters, exclude_track=None)
     cols = ["prompt_order", "arc_number", "prompt_number", "rank", "song_id", "filename", "score",
-            "similarity", "arc_score", "bpm_score", "key_score", "usage_score"]
+            "similarity", "arc_score", "bpm_score", "key_score", "usage_score", "bpm_weight", "key_weight"]
     frame = matches[cols].copy() if len(matches) else pd.DataFrame(columns=cols)
     stats = {"prompts": len(plan.prompts), "prompts_matched": int(frame["prompt_order"].nunique()),
              "matches": len(frame), "library_songs": len(songs)}

@@ -167,14 +167,16 @@ def song_embeddings(context: dg.AssetExecutionContext, library: LibraryResource,
 
 @dg.asset(group_name="library", deps=[song_embeddings], kinds={"markdown"})
 def library_stats(context: dg.AssetExecutionContext, library: LibraryResource) -> dg.MaterializeResult:
-    """Songs, hours, most-used songs, BPM / key / energy distributions, as a report."""
+    """Songs, hours, most-used songs, BPM / key / energy distributions (guesses apart), as a report."""
     from lofi_pipeline.core.stats import stats_from_library, stats_markdown
 
     st = stats_from_library(library.library())
     report = stats_markdown(st)
     library.write_export_text("stats.md", report)
     return dg.MaterializeResult(metadata={"songs": st.songs, "hours": st.hours, "tracks": st.tracks,
-                                          "published": st.published, "report": dg.MetadataValue.md(report),
+                                          "published": st.published, "low_confidence_bpm": st.low_bpm,
+                                          "low_confidence_key": st.low_key,
+                                          "report": dg.MetadataValue.md(report),
                                           **views.library_pictures(library.library())})
 
 

@@ -40,10 +40,18 @@ def arc_table(plan) -> dg.MetadataValue:
 
 
 def best_matches(matches: pd.DataFrame) -> dg.MetadataValue:
+    """Each prompt's best match; a ``note`` column says when a guessed BPM or key counted less."""
+    from lofi_pipeline.core.confidence import downweight_note
+
     if matches.empty:
         return md_table(matches)
-    return md_table(matches[matches["rank"] == 1][["arc_number", "prompt_number", "filename", "score",
-                                                   "similarity"]])
+    best = matches[matches["rank"] == 1]
+    table = best[["arc_number", "prompt_number", "filename", "score", "similarity"]].copy()
+    notes = [downweight_note(b, k) for b, k in zip(best.get("bpm_weight", [None] * len(best)),
+                                                   best.get("key_weight", [None] * len(best)))]
+    if any(notes):
+        table["note"] = notes
+    return md_table(table)
 
 
 def mix_summary(mix) -> dict[str, Any]:

@@ -54,8 +54,8 @@ def songs_frame(n: int, *, unknown_every: int = 0, low_conf: bool = False,
         unknown = unknown_every and i % unknown_every == 0
         rows.append({"bpm": None if unknown else float(rng.normal(84, 7)),
                      "key": None if unknown else keys[i % len(keys)],
-                     "bpm_confidence": 0.2 if low_conf and i % 2 else 0.9,
-                     "key_confidence": 0.2 if low_conf and i % 2 else 0.9})
+                     "bpm_confidence": 0.01 if low_conf and i % 2 else 0.9,  # below both thresholds
+                     "key_confidence": 0.01 if low_conf and i % 2 else 0.9})
     return pd.DataFrame(rows)
 
 

@@ -64,6 +64,7 @@ def test_beatless_song_and_known_content_import(library_home):
     # the silent file has no tempo: NULL in DuckDB, and the BPM histogram of songs_table still worked
     assert lib.scalar("SELECT count(*) FROM songs WHERE bpm IS NULL") == 1
     assert "bpm_bin" in _meta(first, "songs_table")["bpm_distribution"]
+    assert "low_confidence" in _meta(first, "songs_table")["bpm_distribution"]  # guesses counted apart
 
     # Every file a copy of a known song (a prepare-render copy, a touched file): nothing to analyse, no crash.
     shutil.copy2(songs / "A_1_1_101a.wav", songs / "copy_of_A_1_1.wav")
@@ -87,6 +88,9 @@ def test_matches_plan_and_gaps_are_stored_hand_offs(library_home):
     # the gap report names the plan it was built from, and reads the closest songs from prompt_best
     assert report["plan_id"] == header["plan_id"] == _meta(result, "mix_plan")["plan_id"]
     assert len(lib.load_best(101)) == len(lib.load_plan(101).prompts)
+    # every stored match says how much its BPM and key counted (1.0 = full, less for a guess)
+    weights = lib.df("SELECT bpm_weight, key_weight FROM matches WHERE track_number = 101")
+    assert len(weights) and weights.notna().all().all() and weights.le(1.0).all().all()
     # the silent song is a song of this track's prompt 2: own songs count for their prompt
     own = entries[entries["source"] == "own"]
     assert set(own["prompt_number"]) <= {1, 2} and len(own) >= 1
