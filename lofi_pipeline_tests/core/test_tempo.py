@@ -63,7 +63,7 @@ def test_sixteenth_hats_at_slow_tempo_stay_at_the_beat():
     assert est == pytest.approx(74.0, rel=0.03)
 
 
-@pytest.mark.parametrize("bpm", [140.0, 165.0])
+@pytest.mark.parametrize("bpm", [140.0, 165.0, 170.0])
 def test_fast_backbeat_is_not_halved(bpm):
     est, _ = estimate_tempo(_groove(bpm, seed=int(bpm)), SR)
     assert est == pytest.approx(bpm, rel=0.03), f"{bpm} read as {est}"
@@ -79,6 +79,22 @@ def test_stretched_copy_follows_the_stretch(factor):
     base, _ = estimate_tempo(_groove(84.0, seed=9), SR)
     stretched, _ = estimate_tempo(_groove(84.0 * factor, seed=9), SR)
     assert stretched == pytest.approx(base * factor, rel=0.03)
+
+
+def test_a_halved_very_fast_groove_has_a_low_confidence():
+    # Above the prior's flat top a half-tempo read may win; it must then be flagged.
+    est, confidence = estimate_tempo(_groove(175.0, seed=175), SR)
+    assert est == pytest.approx(175.0, rel=0.03) or confidence < 0.1, (est, confidence)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.12])
+def test_stretched_fast_groove_keeps_its_metrical_level(factor):
+    # 156 x 1.12 = 175 BPM: a log-normal prior at 110 BPM read the copy at half
+    # tempo while the original stayed at 156; the level must follow the stretch.
+    base, _ = estimate_tempo(_groove(156.0, seed=9), SR)
+    stretched, _ = estimate_tempo(_groove(156.0 * factor, seed=9), SR)
+    assert base == pytest.approx(156.0, rel=0.03)
+    assert stretched == pytest.approx(base * factor, rel=0.03), f"x{factor} read as {stretched}"
 
 
 def test_pure_sine_and_a_drone_have_no_tempo():
