@@ -1,0 +1,89 @@
+"""Key estimation: transposed copies, overtone-rich minor progressions, confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from lofi_pipeline.core import keys
+from lofi_pipeline.core.audio import key as key_mod
+from lofi_pipeline.core.synth import synthesize_song
+
+SR = 11025
+
+
+def _song(**kw) -> np.ndarray:
+    kw.setdefault("seconds", 30.0)
+    y = synthesize_song(sr=22050, bpm=84.0, **kw)
+    return soxr.resample(y, 22050, SR).astype(np.float32)
+
+
+def _pitch_shift(y: np.ndarray, semitones: int) -> np.ndarray:
+    """Every frequency times 2**(semitones / 12) by resampling (the song also gets shorter or longer)."""
+    return soxr.resample(y, SR * 2.0 ** (semitones / 12.0), SR).astype(np.float32)
+
+
+def _moved(key: str, semitones: int) -> keys.Key:
+    k = keys.parse_key(key)
+    return keys.Key((k.tonic + semitones) % 12, k.mode)
+
+
+@pytest.mark.parametrize("key, seed", [("G# minor", 34), ("E minor", 71), ("Bb major", 72), ("D major", 73)])
+@pytest.mark.parametrize("semitones", [2, -3])
+def test_transposed_copy_reads_the_key_moved_by_as_much(key, seed, semitones):
+    y = _song(key=key, seed=seed)
+    original, _ = key_mod.estimate_key(y, SR)
+    shifted, _ = key_mod.estimate_key(_pitch_shift(y, semitones), SR)
+    assert keys.parse_key(original) == keys.parse_key(key)
+    assert keys.parse_key(shifted) == _moved(key, semitones)
+
+
+def _rich_note(hz: float, seconds: float, partials: int = 10) -> np.ndarray:
+    """A sawtooth-like tone: partial h at 1/h, so the 3rd and 5th partials are strong."""
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * h * hz * t) / h for h in range(1, partials + 1) if h * hz < SR / 2)
+    return (y * np.exp(-t / (0.8 * seconds))).astype(np.float32)
+
+
+def _progression(tonic_midi: int, chords: list[tuple[int, ...]], bass: list[int], seconds: float = 1.5,
+                 loops: int = 6) -> np.ndarray:
+    hz = lambda m: 440.0 * 2.0 ** ((m - 69) / 12.0)  # noqa: E731
+    bars = []
+    for chord, root in zip(chords, bass):
+        bar = sum(_rich_note(hz(tonic_midi + s), seconds) for s in chord)
+        bar = bar + 1.5 * _rich_note(hz(tonic_midi - 24 + root), seconds)
+        bars.append(bar)
+    y = np.concatenate(bars * loops)
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("tonic_midi", [57, 62, 64])  # A, D, E
+def test_minor_progression_with_strong_overtones_is_not_its_relative_major_or_fifth(tonic_midi):
+    # i - iv - VI - V (harmonic minor) - i: every 3rd partial folds onto a
+    # fifth, every 5th onto a major third, which drags plain chroma towards
+    # the relative major and the dominant.
+    chords = [(0, 3, 7), (5, 8, 12), (8, 12, 15), (7, 11, 14), (0, 3, 7)]
+    bass = [0, 5, 8, 7, 0]
+    est, confidence = key_mod.estimate_key(_progression(tonic_midi, chords, bass), SR)
+    assert keys.parse_key(est) == keys.Key(tonic_midi % 12, "minor")
+    assert confidence > 0
+
+
+def test_confidence_is_lower_when_the_music_is_ambiguous():
+    # A full cadence names its key; a bare open fifth fits the major and the minor key alike.
+    clear = _progression(60, [(0, 4, 7), (5, 9, 12), (7, 11, 14), (0, 4, 7)], [0, 5, 7, 0])
+    open_fifth = _progression(60, [(0, 7), (0, 7), (0, 7), (0, 7)], [0, 0, 0, 0])
+    _, c_clear = key_mod.estimate_key(clear, SR)
+    _, c_open = key_mod.estimate_key(open_fifth, SR)
+    assert c_clear > c_open
+
+
+def test_range_edges_are_soft():
+    freqs = 55.0 * 2.0 ** (np.array([-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]) / 12.0)
+    w = key_mod._range_weight(freqs, 55.0, 2100.0, 6.0)
+    assert w[0] == 0.0 and w[-1] == 1.0
+    assert np.all(np.diff(w) >= 0)
+    assert 0.0 < w[2] < w[3] < w[4] < 1.0  # a semitone across the limit changes the weight a little
+    hard = key_mod._range_weight(freqs, 55.0, 2100.0, 0.0)
+    assert hard.tolist() == [0, 0, 0, 1, 1, 1, 1]
