@@ -36,7 +36,9 @@ _HOMES = {
     "SUPPORTED_EXTENSIONS": "formats",
     "energy_level": "features", "tempo_category": "features",
     "estimate_key": "key", "estimate_tempo": "tempo",
+    "camelot_code": "lofi_pipeline.core.keys",
 }
+"""Where each public name lives: a submodule of this package, or a full module name."""
 
 _SUBMODULES = frozenset({"analyze", "decode", "features", "formats", "key", "spectral", "tempo"})
 
@@ -51,12 +53,9 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "camelot_code":
-        from lofi_pipeline.core.keys import camelot_code
-
-        return camelot_code
     if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        home = _HOMES[name]
+        return getattr(importlib.import_module(home if "." in home else f"{__name__}.{home}"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
