@@ -710,8 +710,9 @@ def stats() -> None:
         for row in st.flagged_songs.itertuples(index=False):
             table.add_row(safe(row[0]), safe(", ".join(row[1]) if not isinstance(row[1], str) else row[1]))
         out.print(table)
-    if guesses_line(st):
-        out.print(guesses_line(st), markup=False, highlight=False)
+    guesses = guesses_line(st)
+    if guesses:
+        out.print(guesses, markup=False, highlight=False)
     for title, df in [("BPM", with_bars(st.bpm)), ("keys", with_bars(st.keys)),
                       ("energy", with_bars(st.energy)), ("most used", st.most_used)]:
         if len(df):
