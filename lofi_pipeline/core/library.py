@@ -728,17 +728,6 @@ class Library:
         return {"library_songs": int(row.songs), "library_hours": float(row.hours),
                 "songs_without_prompt": int(row.songs_without_prompt)}
 
-    def bpm_distribution(self, bin_bpm: int = 10) -> pd.DataFrame:
-        """Songs per BPM bin and how many of them have a low-confidence BPM (songs with no tempo are
-        left out)."""
-        from lofi_pipeline.core.confidence import LOW_TEMPO_CONFIDENCE
-
-        # confidence.is_low in SQL: below the threshold; a NULL confidence is not low.
-        return self.df(f"SELECT (floor(bpm / {int(bin_bpm)}) * {int(bin_bpm)})::INT AS bpm_bin, "
-                       "count(*) AS songs, count(*) FILTER (WHERE bpm_confidence < ?) AS low_confidence "
-                       "FROM songs WHERE bpm IS NOT NULL AND isfinite(bpm) GROUP BY 1 ORDER BY 1",
-                       [LOW_TEMPO_CONFIDENCE])
-
     def songs(self, *, with_vectors_for: str | None = None, recent_tracks: int = 3) -> pd.DataFrame:
         """All songs with their recent-use flag (and the embedding vector when a model is named).
 

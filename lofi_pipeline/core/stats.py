@@ -78,6 +78,7 @@ def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> Librar
                             empty, empty, empty)
     bad = _flagged_songs(songs)
     bpm = pd.to_numeric(songs["bpm"], errors="coerce")
+    bpm = bpm.where(np.isfinite(bpm))  # an infinite BPM is no BPM: it has no bin
     known = bpm.notna().to_numpy()
     low_bpm = _low(songs, "bpm_confidence", LOW_TEMPO_CONFIDENCE) & known
     low_key = _low(songs, "key_confidence", LOW_KEY_CONFIDENCE) & songs["key"].notna().to_numpy()

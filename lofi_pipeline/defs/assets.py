@@ -127,6 +127,7 @@ def audio_features(context: dg.AssetExecutionContext, config: SongFoldersConfig,
 def songs_table(context: dg.AssetExecutionContext, library: LibraryResource) -> dg.MaterializeResult:
     """Analysed files upserted into songs / song_files in one transaction; songs.parquet exported."""
     from lofi_pipeline.core.catalog import describe_songs, filename_fields
+    from lofi_pipeline.core.stats import stats_from_library
 
     n = _track(context)
     lib = library.library()
@@ -140,7 +141,7 @@ def songs_table(context: dg.AssetExecutionContext, library: LibraryResource) -> 
         "flagged_songs": len(counts["flag_warnings"]),  # silent, near-silent or too long: not planned
         "flag_warnings": dg.MetadataValue.json(counts["flag_warnings"]),
         "import_errors": views.md_table(lib.import_errors(n)),
-        "bpm_distribution": views.md_table(lib.bpm_distribution()),
+        "bpm_distribution": views.md_table(stats_from_library(lib).bpm),  # the same table as library_stats
         "parquet": dg.MetadataValue.path(lib.export_parquet("songs", library.export_dir))})
 
 
