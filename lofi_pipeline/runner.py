@@ -229,7 +229,8 @@ def run_job(settings: Settings, job_name: str, *, partition: int | None = None,
     """Execute one of the project's jobs in this process as a run of its code location.
 
     Runs left behind by a killed lofi process are recovered first (see
-    :func:`recover_crashed_runs`; each is reported through ``on_notice``).
+    :func:`recover_crashed_runs`; each is reported through ``on_notice``, or on
+    stderr when no ``on_notice`` is given: a recovery is never silent).
     Raises LofiError with the failed step's message when the run fails.
     """
     import dagster as dg
@@ -242,7 +243,10 @@ def run_job(settings: Settings, job_name: str, *, partition: int | None = None,
 
     instance = instance or prepare_instance(settings)
     for note in recover_crashed_runs(instance):
-        (on_notice or (lambda _m: None))(note)
+        if on_notice is None:
+            print(f"warning: {note}", file=sys.stderr)
+        else:
+            on_notice(note)
     defs = build_definitions(settings)
     defs = dg.Definitions.merge(defs, dg.Definitions(loggers={
         "console": dg.colored_console_logger, "cli": _cli_listener_logger()}))

@@ -105,3 +105,30 @@ def test_a_live_or_foreign_launcher_is_left_alone():
     assert launcher_is_gone({**mine, PID_TAG: str(child.pid), PID_START_TAG: ""})
     if mine[PID_START_TAG]:  # a reused pid: same number, another start time
         assert launcher_is_gone({**mine, PID_START_TAG: str(int(mine[PID_START_TAG]) + 1)})
+
+
+def test_a_recovery_is_reported_to_callers_without_a_notice_hook(demo_home, tmp_path, capfd):
+    """run_job called as the demo calls it (no on_notice) still says which run it marked failed."""
+    import dagster as dg
+
+    from lofi_pipeline.runner import HOST_TAG, PID_START_TAG, PID_TAG, launcher_tags, run_job
+    from lofi_pipeline.settings import Settings
+
+    settings, _ = demo_home
+    home = tmp_path / "library"
+    shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster_home"))
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stuck = instance.add_run(dg.DagsterRun(job_name="stats_job", status=dg.DagsterRunStatus.STARTED, tags={
+        **launcher_tags(), PID_TAG: str(gone.pid), PID_START_TAG: "", HOST_TAG: launcher_tags()[HOST_TAG]}))
+
+    capfd.readouterr()
+    run_job(Settings.load(home), "stats_job", instance=instance)
+    err = capfd.readouterr().err
+    notes = [line for line in err.splitlines() if stuck.run_id[:8] in line]
+    assert len(notes) == 1 and notes[0].startswith("warning:") and str(gone.pid) in notes[0], err
+    assert instance.get_run_by_id(stuck.run_id).status == dg.DagsterRunStatus.FAILURE
