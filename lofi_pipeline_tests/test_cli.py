@@ -215,8 +215,6 @@ def _beat_and_clicks(tmp_path):
     return found["beat"], found["clicks"]
 
 
-@pytest.mark.xfail(strict=True, reason="audio-4.1's tempo confidence reads 14 irregular clicks at 0.14, "
-                                       "above LOW_TEMPO_CONFIDENCE (audio-4.0: 0.008); open in issue 15")
 def test_irregular_clicks_get_a_low_tempo_confidence(tmp_path):
     from lofi_pipeline.core.confidence import LOW_TEMPO_CONFIDENCE
 
