@@ -97,9 +97,9 @@ def test_key_of_known_songs(key, seed, drums):
 @pytest.mark.parametrize("shift", [2, -3])
 def test_key_of_transposed_copy_moves_with_it(shift):
     # Resampling transposes exactly (every partial moves by the same ratio);
-    # the copy must read the original's key moved by as much. audio-4.1 read
-    # the +2 copy of this song as F# minor: its bass octave, at 2.7 Hz bins,
-    # depended on where the notes fell on the bin grid.
+    # the copy must read the original's key moved by as much. audio-4.1, whose
+    # bass came from the main spectrum's 2.7 Hz bins, read the +2 copy of this
+    # song as F# minor (test_key.py covers other songs).
     y = _song(bpm=84.0, key="B minor", seed=78)
     moved = soxr.resample(y, SR, SR * 2.0 ** (-shift / 12.0)).astype(np.float32)
     original = keys.parse_key(audio.estimate_key(y, SR)[0])
