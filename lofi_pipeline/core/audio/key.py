@@ -33,15 +33,17 @@ moved along (median correlation 0.4; 0.8-0.95 above 110 Hz), and the bass
 term counts that register a second time. A 1.5 s window alone misread short
 synthetic songs whose bass moves every beat
 (``lofi_pipeline_tests/core/test_key.py``) and gave 8 s of noise a key with
-confidence 0.12-0.17 (``test_cli.py`` expects below 0.1); averaged with
-the main spectrum's bass it reads both right. Weaker compression counts faint
-partials, and the smear that ``sox pitch`` leaves around them, less. Dev
-shift consistency 0.83 -> 0.93 (extra copies 0.88 -> 0.91, exactly
-transposed copies 0.91 -> 0.92) at the same key accuracy; a bass weight of
-0.3 raised the dev key score to 0.89 but lost three pairs of shifted
-copies (0.88), so it stays 0.2 (it trades a little consistency for the minor keys
-of progressions whose relative major shares every pitch class, which only
-the roots in the bass tell apart).
+confidence 0.12 (``test_cli.py`` expects below 0.1); averaged with the
+0.56 s window's bass and the main spectrum's it reads both right (the
+short window mends the songs, the main spectrum the noise: 0.01). Weaker
+compression counts faint partials, and the smear that ``sox pitch`` leaves
+around them, less.
+Dev shift consistency 0.83 -> 0.93 (extra copies 0.88 -> 0.91, exactly
+transposed copies 0.91 -> 0.92) at the same key accuracy. A bass weight
+of 0.3 raised the dev key score to 0.89 but lost three pairs of shifted
+copies (0.88), so it stays 0.2: the bass weight trades a little
+consistency for the minor keys of progressions whose relative major
+shares every pitch class, which only the roots in the bass tell apart.
 """
 
 from __future__ import annotations
