@@ -95,6 +95,20 @@ def test_key_of_known_songs(key, seed, drums):
     assert 0.0 < confidence <= 1.0
 
 
+@pytest.mark.parametrize("shift", [2, -3])
+def test_key_of_transposed_copy_moves_with_it(shift):
+    # Resampling transposes exactly (every partial moves by the same ratio);
+    # the copy must read the original's key moved by as much. audio-4.1, whose
+    # bass came from the main spectrum's 2.7 Hz bins, read the +2 copy of this
+    # song as F# minor (test_key.py covers other songs).
+    y = _song(bpm=84.0, key="B minor", seed=78)
+    moved = soxr.resample(y, SR, SR * 2.0 ** (-shift / 12.0)).astype(np.float32)
+    original = keys.parse_key(audio.estimate_key(y, SR)[0])
+    assert original == keys.parse_key("B minor")
+    expected = keys.Key((original.tonic + shift) % 12, "minor")
+    assert keys.parse_key(audio.estimate_key(moved, SR)[0]) == expected
+
+
 @pytest.mark.parametrize("key, code", [
     ("A minor", "8A"), ("C major", "8B"), ("F# major", "2B"), ("Bb minor", "3A"),
     ("e minor", "9A"), ("G# minor", "1A"), ("B major", "1B"),
