@@ -10,8 +10,9 @@ Sources (all installed from package registries, none committed):
 * **Game MIDI** (Debian ``openttd-openmsx``, ``planetblupi-music-midi``):
   rendered the same way, labels from their own meta events.
 * **Recordings** (Debian ``frozen-bubble-data`` ogg music, ``pingus-data``
-  tracker modules decoded by ffmpeg's libopenmpt): no labels; used for the
-  stretch/shift consistency figures.
+  tracker modules decoded by ffmpeg's libopenmpt, ``hyperrogue-music`` and
+  ``drascula-music`` ogg soundtracks, ``asc-music`` mp3s): no labels; used for
+  the stretch/shift consistency figures.
 
 Every labelled piece is rendered **clean** and with a **lo-fi treatment**
 (4 kHz low-pass, soft tape saturation, hiss at -34 dB, vinyl crackle, 0.5 Hz
@@ -78,7 +79,10 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 GAME_MIDI_DIRS = (Path("/usr/share/games/openttd/baseset/openmsx"), Path("/usr/share/planetblupi/music"))
 RECORDINGS = (sorted(Path("/usr/share/games/frozen-bubble/snd").glob("*zik*.ogg"))
               + sorted(Path("/usr/share/games/pingus/data/music").glob("*.it"))
-              + sorted(Path("/usr/share/games/pingus/data/music").glob("*.s3m")))
+              + sorted(Path("/usr/share/games/pingus/data/music").glob("*.s3m"))
+              + sorted(Path("/usr/share/hyperrogue/music").glob("*.ogg"))
+              + sorted(Path("/usr/share/scummvm/drascula/audio").glob("*.ogg"))
+              + sorted(Path("/usr/share/games/asc/music").glob("*.mp3")))
 SR = 44100
 PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Major-key tonic (pitch class) for each number of sharps (negative = flats).
@@ -394,14 +398,24 @@ def build_recording(args: tuple[Path, float, str]) -> list[Row]:
     group = f"rec:{path.parent.name}/{path.name}"
     stem = _stem(group)
     base = CORPUS / f"{stem}__orig.ogg"
-    # ffmpeg decodes both the ogg files and the tracker modules (libopenmpt).
+    import soundfile as sf
+
+    # ffmpeg decodes the ogg and mp3 files and the tracker modules (libopenmpt);
+    # a few hyperrogue oggs have headers it refuses, which libsndfile reads.
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "a.wav"
-        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-t", str(seconds + 5), "-ac", "2",
-                        "-ar", str(SR), str(wav)], check=True, capture_output=True)
-        import soundfile as sf
+        try:
+            subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-t", str(seconds + 5), "-ac", "2",
+                            "-ar", str(SR), str(wav)], check=True, capture_output=True)
+            y, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+        except subprocess.CalledProcessError:
+            import soxr
 
-        y, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+            with sf.SoundFile(str(path)) as fh:
+                rate = fh.samplerate
+                y = fh.read(frames=int((seconds + 5) * rate), dtype="float32", always_2d=True)
+            y = np.repeat(y, 2, axis=1) if y.shape[1] == 1 else y[:, :2]
+            y = soxr.resample(y, rate, SR).astype(np.float32) if rate != SR else y
     y = _trim(y, seconds)
     if len(y) < 20 * SR:
         return []
@@ -417,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scores", type=int, default=90, help="music21 scores to try (default 90)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each rendered excerpt (s)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=("all", "recordings"), default="all",
+                    help="rebuild everything, or only the recordings (keeping the rendered scores and game "
+                         "MIDI and their labels)")
     args = ap.parse_args(argv)
     for tool in ("fluidsynth", "sox"):
         if not shutil.which(tool):
@@ -427,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from lofi_pipeline.core.ffmpeg import find_ffmpeg
 
+    if args.only == "recordings":
+        return _rebuild_recordings(args.seconds, args.workers)
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
     CORPUS.mkdir(parents=True)
@@ -445,6 +464,30 @@ def main(argv: list[str] | None = None) -> int:
             rows += res
         for res in pool.map(build_recording, [(p, args.seconds, ffmpeg) for p in RECORDINGS if p.exists()]):
             rows += res
+    return _write_labels(rows)
+
+
+def _rebuild_recordings(seconds: float, workers: int) -> int:
+    """Rebuild the recordings and their variants; the other rows of labels.csv are kept as they are."""
+    from lofi_pipeline.core.ffmpeg import find_ffmpeg
+
+    if not (CORPUS / "labels.csv").exists():
+        sys.exit(f"no corpus in {CORPUS}: build it whole first (without --only)")
+    with open(CORPUS / "labels.csv", newline="") as fh:
+        kept = [Row(**{**r, "bpm": float(r["bpm"]) if r["bpm"] else None, "key": r["key"] or None,
+                       "stretch": float(r["stretch"]), "shift": int(r["shift"])})
+                for r in csv.DictReader(fh) if r["source"] != "recording"]
+    for old in CORPUS.glob("rec_*"):
+        old.unlink()
+    ffmpeg = find_ffmpeg()
+    rows = list(kept)
+    with ProcessPoolExecutor(workers) as pool:
+        for res in pool.map(build_recording, [(p, seconds, ffmpeg) for p in RECORDINGS if p.exists()]):
+            rows += res
+    return _write_labels(rows)
+
+
+def _write_labels(rows: list[Row]) -> int:
     names = [f.name for f in fields(Row)]
     for target in (CORPUS / "labels.csv", HERE / "labels.csv"):
         with open(target, "w", newline="") as fh:
