@@ -34,7 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE, low_mask
+from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE, column_low_mask
 from lofi_pipeline.core.matching import to_camelot
 
 __all__ = [
@@ -109,13 +109,6 @@ def _number(value: Any) -> float | None:
 # ------------------------------------------------------------------ library spread
 
 
-def _confident(df: pd.DataFrame, column: str, threshold: float) -> pd.Series:
-    """True where the confidence column is missing, unknown or not low (see core/confidence.py)."""
-    if column not in df.columns:
-        return pd.Series(True, index=df.index)
-    return pd.Series(~low_mask(df[column], threshold), index=df.index)
-
-
 def _camelot_of(df: pd.DataFrame) -> pd.Series:
     if "key" in df.columns:
         codes = df["key"].map(to_camelot)
@@ -154,9 +147,9 @@ def library_distribution_png(songs: pd.DataFrame) -> bytes:
     else:
         bpm = pd.Series(np.nan, index=df.index)
     bpm = bpm.where(bpm > 0)
-    bpm_ok = _confident(df, "bpm_confidence", LOW_TEMPO_CONFIDENCE)
+    bpm_ok = ~column_low_mask(df, "bpm_confidence", LOW_TEMPO_CONFIDENCE)
     codes = _camelot_of(df)
-    key_ok = _confident(df, "key_confidence", LOW_KEY_CONFIDENCE)
+    key_ok = ~column_low_mask(df, "key_confidence", LOW_KEY_CONFIDENCE)
 
     with matplotlib.rc_context(_STYLE):
         fig = _new_figure()

@@ -32,7 +32,7 @@ import pandas as pd
 from lofi_pipeline.core.models import is_missing
 
 __all__ = [
-    "LOW_TEMPO_CONFIDENCE", "LOW_KEY_CONFIDENCE", "GUESS_MARK", "LEGEND", "is_low", "low_mask",
+    "LOW_TEMPO_CONFIDENCE", "LOW_KEY_CONFIDENCE", "GUESS_MARK", "LEGEND", "is_low", "low_mask", "column_low_mask",
     "confidence_weight", "blend_toward_neutral", "mark", "bpm_text", "key_text", "downweight_note",
 ]
 
@@ -95,6 +95,13 @@ def low_mask(confidences: Any, threshold: float) -> np.ndarray:
         values = np.asarray(confidences, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         return np.isfinite(values) & (values < threshold)
+
+
+def column_low_mask(frame: pd.DataFrame, column: str, threshold: float) -> np.ndarray:
+    """:func:`low_mask` of ``frame[column]``; all False when the frame has no such column (older rows)."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return low_mask(frame[column], threshold)
 
 
 def confidence_weight(confidences: Any, threshold: float) -> np.ndarray:

@@ -674,9 +674,9 @@ def query_track_with_best(
 
     n = len(songs)
     bpm = _float_array(_column(songs, "bpm", None))
-    no_confidence = np.full(n, np.nan)  # a frame without the columns: full weight, nothing converted
-    bpm_conf = _float_array(songs["bpm_confidence"]) if "bpm_confidence" in songs.columns else no_confidence
-    key_conf = _float_array(songs["key_confidence"]) if "key_confidence" in songs.columns else no_confidence
+    # A frame without the confidence columns reads NaN: full weight.
+    bpm_conf = _float_array(_column(songs, "bpm_confidence", None))
+    key_conf = _float_array(_column(songs, "key_confidence", None))
     song_code = _camelot_codes(songs)
     # How much each song's BPM and key count (1 = full; guesses less), once for all songs. An
     # unknown value already scores neutral, so its weight stays 1 and no report calls it a guess.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE, low_mask
+from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE, column_low_mask
 
 BPM_BIN = 10  # BPM per histogram bar
 LOW = "low confidence"  # the column counting guessed values in the BPM and key distributions
@@ -54,13 +54,6 @@ def _flagged_songs(songs: pd.DataFrame) -> pd.DataFrame:
                         columns=["filename", "flags"])
 
 
-def _low(songs: pd.DataFrame, column: str, threshold: float) -> np.ndarray:
-    """Per song, whether its ``column`` confidence is low (False when the column is absent)."""
-    if column not in songs.columns:
-        return np.zeros(len(songs), dtype=bool)
-    return low_mask(songs[column], threshold)
-
-
 def _distribution(values: pd.Series, low: np.ndarray, name: str) -> pd.DataFrame:
     """Songs per value, most common first, with how many of them are guesses."""
     frame = pd.DataFrame({name: values.to_numpy(), LOW: low}).dropna(subset=[name])
@@ -80,8 +73,8 @@ def library_stats(songs: pd.DataFrame, *, tracks: int, published: int) -> Librar
     bpm = pd.to_numeric(songs["bpm"], errors="coerce")
     bpm = bpm.where(np.isfinite(bpm))  # an infinite BPM is no BPM: it has no bin
     known = bpm.notna().to_numpy()
-    low_bpm = _low(songs, "bpm_confidence", LOW_TEMPO_CONFIDENCE) & known
-    low_key = _low(songs, "key_confidence", LOW_KEY_CONFIDENCE) & songs["key"].notna().to_numpy()
+    low_bpm = column_low_mask(songs, "bpm_confidence", LOW_TEMPO_CONFIDENCE) & known
+    low_key = column_low_mask(songs, "key_confidence", LOW_KEY_CONFIDENCE) & songs["key"].notna().to_numpy()
     bins = _distribution(bpm // BPM_BIN * BPM_BIN, low_bpm, "bpm").sort_values("bpm")
     used = songs[songs["times_used"].fillna(0) > 0].sort_values("times_used", ascending=False)
     return LibraryStats(
@@ -141,8 +134,9 @@ def stats_markdown(stats: LibraryStats) -> str:
     if stats.flagged:
         parts += [f"**{stats.flagged} flagged song(s)** (silent, near-silent or too long; left out of mixes)",
                   "", stats.flagged_songs.to_markdown(index=False), ""]
-    if guesses_line(stats):
-        parts += [guesses_line(stats), ""]
+    guesses = guesses_line(stats)
+    if guesses:
+        parts += [guesses, ""]
     for title, df in [("BPM", stats.bpm), ("Keys", stats.keys), ("Energy", stats.energy)]:
         if len(df):
             parts += [f"### {title}", with_bars(df).to_markdown(index=False), ""]

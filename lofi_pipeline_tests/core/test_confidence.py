@@ -11,6 +11,7 @@ from lofi_pipeline.core.confidence import (
     LOW_KEY_CONFIDENCE,
     LOW_TEMPO_CONFIDENCE,
     bpm_text,
+    column_low_mask,
     confidence_weight,
     downweight_note,
     is_low,
@@ -99,3 +100,9 @@ def test_a_guessed_reference_key_weakens_the_others_but_not_itself():
     assert m.loc["0"].key_score == 1.0 and m.loc["0"].key_weight == 1.0  # its own key matches itself
     assert m.loc["1"].key_weight == pytest.approx(0.5)
     assert math.isclose(m.loc["1"].key_score, UNKNOWN_SCORE + 0.5 * (1.0 - UNKNOWN_SCORE))
+
+
+def test_column_low_mask_reads_the_column_and_treats_an_absent_one_as_never_low():
+    frame = pd.DataFrame({"bpm_confidence": [0.01, None, 0.5, float("nan")]})
+    assert column_low_mask(frame, "bpm_confidence", 0.05).tolist() == [True, False, False, False]
+    assert column_low_mask(frame, "key_confidence", 0.2).tolist() == [False] * 4
