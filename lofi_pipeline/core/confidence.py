@@ -32,7 +32,8 @@ import pandas as pd
 from lofi_pipeline.core.models import is_missing
 
 __all__ = [
-    "LOW_TEMPO_CONFIDENCE", "LOW_KEY_CONFIDENCE", "GUESS_MARK", "LEGEND", "is_low", "low_mask", "column_low_mask",
+    "LOW_TEMPO_CONFIDENCE", "LOW_KEY_CONFIDENCE", "GUESS_MARK", "LEGEND", "is_low", "low_mask",
+    "column_low_mask",
     "confidence_weight", "blend_toward_neutral", "mark", "bpm_text", "key_text", "downweight_note",
 ]
 
