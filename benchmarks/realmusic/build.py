@@ -11,8 +11,10 @@ Sources (all installed from package registries, none committed):
   rendered the same way, labels from their own meta events.
 * **Recordings** (Debian ``frozen-bubble-data`` ogg music, ``pingus-data``
   tracker modules decoded by ffmpeg's libopenmpt, ``hyperrogue-music`` and
-  ``drascula-music`` ogg soundtracks, ``asc-music`` mp3s): no labels; used for
-  the stretch/shift consistency figures.
+  ``drascula-music`` ogg soundtracks, ``asc-music`` mp3s, ``warzone2100-music``
+  opus albums, ``singularity-music`` oggs and the oggs inside
+  ``nexuiz-music``'s ``music.pk3``): no labels; used for the stretch/shift
+  consistency figures.
 
 Every labelled piece is rendered **clean** and with a **lo-fi treatment**
 (4 kHz low-pass, soft tape saturation, hiss at -34 dB, vinyl crackle, 0.5 Hz
@@ -54,6 +56,7 @@ Usage::
 
     python benchmarks/realmusic/build.py             # ~300 files, a few minutes on 2 cores
     python benchmarks/realmusic/build.py --scores 40 --seconds 45
+    python benchmarks/realmusic/build.py --only new-recordings   # add recordings not built yet
 """
 
 from __future__ import annotations
@@ -82,7 +85,11 @@ RECORDINGS = (sorted(Path("/usr/share/games/frozen-bubble/snd").glob("*zik*.ogg"
               + sorted(Path("/usr/share/games/pingus/data/music").glob("*.s3m"))
               + sorted(Path("/usr/share/hyperrogue/music").glob("*.ogg"))
               + sorted(Path("/usr/share/scummvm/drascula/audio").glob("*.ogg"))
-              + sorted(Path("/usr/share/games/asc/music").glob("*.mp3")))
+              + sorted(Path("/usr/share/games/asc/music").glob("*.mp3"))
+              + sorted(Path("/usr/share/games/warzone2100/music/albums").glob("*/*.opus"))
+              + sorted(Path("/usr/share/games/singularity/music").rglob("*.ogg")))
+NEXUIZ_PK3 = Path("/usr/share/games/nexuiz/data/music.pk3")
+"""A zip archive of ogg tracks (``nexuiz-music``): unpacked into ``corpus/_src`` before decoding."""
 SR = 44100
 PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Major-key tonic (pitch class) for each number of sharps (negative = flats).
@@ -393,9 +400,13 @@ def _shift_key(key: str | None, semitones: int) -> str | None:
     return f"{PITCHES[(PITCHES.index(tonic) + semitones) % 12]} {mode}"
 
 
+def _recording_group(path: Path) -> str:
+    return f"rec:{path.parent.name}/{path.name}"
+
+
 def build_recording(args: tuple[Path, float, str]) -> list[Row]:
     path, seconds, ffmpeg = args
-    group = f"rec:{path.parent.name}/{path.name}"
+    group = _recording_group(path)
     stem = _stem(group)
     base = CORPUS / f"{stem}__orig.ogg"
     import soundfile as sf
@@ -431,9 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scores", type=int, default=90, help="music21 scores to try (default 90)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each rendered excerpt (s)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--only", choices=("all", "recordings"), default="all",
-                    help="rebuild everything, or only the recordings (keeping the rendered scores and game "
-                         "MIDI and their labels)")
+    ap.add_argument("--only", choices=("all", "recordings", "new-recordings"), default="all",
+                    help="rebuild everything; only the recordings (keeping the rendered scores and game "
+                         "MIDI and their labels); or only the recordings not in the corpus yet (keeping "
+                         "every file already built)")
     args = ap.parse_args(argv)
     for tool in ("fluidsynth", "sox"):
         if not shutil.which(tool):
@@ -444,8 +456,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from lofi_pipeline.core.ffmpeg import find_ffmpeg
 
-    if args.only == "recordings":
-        return _rebuild_recordings(args.seconds, args.workers)
+    if args.only != "all":
+        return _rebuild_recordings(args.seconds, args.workers, keep_built=args.only == "new-recordings")
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
     CORPUS.mkdir(parents=True)
@@ -462,13 +474,37 @@ def main(argv: list[str] | None = None) -> int:
             rows += res
         for res in pool.map(build_game_midi, [(p, args.seconds) for p in midis]):
             rows += res
-        for res in pool.map(build_recording, [(p, args.seconds, ffmpeg) for p in RECORDINGS if p.exists()]):
+        for res in pool.map(build_recording, [(p, args.seconds, ffmpeg) for p in _recordings()]):
             rows += res
     return _write_labels(rows)
 
 
-def _rebuild_recordings(seconds: float, workers: int) -> int:
-    """Rebuild the recordings and their variants; the other rows of labels.csv are kept as they are."""
+def _recordings() -> list[Path]:
+    """The installed recordings; the archive's tracks are unpacked into ``corpus/_src/cdtracks`` first."""
+    found = [p for p in RECORDINGS if p.exists()]
+    if NEXUIZ_PK3.exists():
+        import zipfile
+
+        dest = CORPUS / "_src" / "cdtracks"
+        dest.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(NEXUIZ_PK3) as pk3:
+            for info in sorted(pk3.infolist(), key=lambda i: i.filename):
+                name = Path(info.filename).name
+                if info.is_dir() or not name.endswith(".ogg"):
+                    continue
+                target = dest / name
+                if not target.exists():
+                    target.write_bytes(pk3.read(info))
+                found.append(target)
+    return found
+
+
+def _rebuild_recordings(seconds: float, workers: int, keep_built: bool = False) -> int:
+    """Rebuild the recordings and their variants; the other rows of labels.csv are kept as they are.
+
+    With ``keep_built`` the recordings already in labels.csv are kept too, and only
+    recordings not built yet (a newly installed package) are added.
+    """
     from lofi_pipeline.core.ffmpeg import find_ffmpeg
 
     if not (CORPUS / "labels.csv").exists():
@@ -476,13 +512,16 @@ def _rebuild_recordings(seconds: float, workers: int) -> int:
     with open(CORPUS / "labels.csv", newline="") as fh:
         kept = [Row(**{**r, "bpm": float(r["bpm"]) if r["bpm"] else None, "key": r["key"] or None,
                        "stretch": float(r["stretch"]), "shift": int(r["shift"])})
-                for r in csv.DictReader(fh) if r["source"] != "recording"]
-    for old in CORPUS.glob("rec_*"):
-        old.unlink()
+                for r in csv.DictReader(fh) if keep_built or r["source"] != "recording"]
+    built = {r.group for r in kept if r.source == "recording"}
+    if not keep_built:
+        for old in CORPUS.glob("rec_*"):
+            old.unlink()
     ffmpeg = find_ffmpeg()
     rows = list(kept)
+    todo = [p for p in _recordings() if _recording_group(p) not in built]
     with ProcessPoolExecutor(workers) as pool:
-        for res in pool.map(build_recording, [(p, seconds, ffmpeg) for p in RECORDINGS if p.exists()]):
+        for res in pool.map(build_recording, [(p, seconds, ffmpeg) for p in todo]):
             rows += res
     return _write_labels(rows)
 
