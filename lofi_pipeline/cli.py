@@ -373,6 +373,9 @@ def analyze(
     if missing:
         _fail(f"{missing[0]}: no such file or folder")
     files = iter_audio_files(paths)
+    from lofi_pipeline.runner import start_collecting
+
+    start_collecting()
     keys = ["path", "duration_seconds", "bpm", "bpm_confidence", "key", "key_confidence", "camelot",
             "loudness_lufs", "true_peak_db", "content_hash", "error"]
     with Progress(TextColumn("analyse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -850,7 +853,16 @@ def main() -> None:
     finalizers of torch, Dagster's storage, thread joins) costs about a second
     and does nothing a finished command needs: output is flushed and the
     process leaves at once. Everything a run writes is committed before this.
+
+    The garbage collector is off until the work starts
+    (:func:`lofi_pipeline.runner.start_collecting`): importing Dagster, its SQL
+    storage, pandas and DuckDB and building the definitions allocate only
+    objects that live until exit, and the collector's passes over them cost
+    0.2-0.3 s per command (``benchmarks/cli.py``).
     """
+    import gc
+
+    gc.disable()
     try:
         app()
         code = 0

@@ -25,6 +25,7 @@ Three things make a CLI run behave like a run launched from the UI:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -96,6 +97,22 @@ def prepare_instance(settings: Settings) -> "dg.DagsterInstance":
         cfg.write_text(yaml.safe_dump(INSTANCE_YAML, sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+def start_collecting() -> None:
+    """Turn the garbage collector on for the work, start-up's objects frozen out of its way.
+
+    The ``lofi`` command starts with the collector off (:func:`lofi_pipeline.cli.main`):
+    start-up only allocates what lives as long as the process, and the
+    collector's full passes over that growing heap freed nothing and cost about
+    0.3 s per command. ``gc.freeze`` moves those objects to a generation the
+    collector never scans, so the collections during the work stay cheap.
+    Nothing happens when the collector is already on (tests, Python callers).
+    """
+    if gc.isenabled():
+        return
+    gc.freeze()
+    gc.enable()
 
 
 # --------------------------------------------------------------------------- who runs it
@@ -265,6 +282,7 @@ def run_job(settings: Settings, job_name: str, *, partition: int | None = None,
     plan = create_execution_plan(in_memory, run_config=config, instance_ref=instance.get_ref(), tags=run_tags)
     run = instance.create_run_for_job(job_def=job, execution_plan=plan, run_config=config, tags=run_tags,
                                       remote_job_origin=remote_origin, job_code_origin=python_origin)
+    start_collecting()
     result = execute_run(in_memory, run, instance, raise_on_error=False)
     if not result.success:
         raise LofiError(f"{job_name}{f' (track {partition})' if partition is not None else ''}: "

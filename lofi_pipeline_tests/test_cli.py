@@ -136,6 +136,49 @@ print(json.dumps({{"heavy": heavy, "took": took}}), file=sys.stderr)
     assert all(seconds < 1.0 for name, seconds in report["took"].items() if name != "gaps"), report
 
 
+def test_start_up_runs_without_the_collector_and_the_work_with_it(demo_home, tmp_path):
+    """`lofi` starts with the garbage collector off; the run's steps execute with it on, start-up frozen.
+
+    A log listener in the `lofi` process reports the collector's state while
+    the embed run executes: on, start-up's objects frozen out of its way, and
+    no full collection during start-up (importing Dagster and pandas ran
+    several with the collector on).
+    """
+    import os
+    import subprocess
+    import sys
+
+    settings, _ = demo_home
+    code = """
+import gc, sys
+from lofi_pipeline import runner
+from lofi_pipeline.cli import main
+runner.LOG_LISTENERS.append(lambda message, level, from_dagster: print(
+    "GC", gc.isenabled(), gc.get_freeze_count(), gc.get_stats()[2]["collections"], file=sys.stderr, flush=True))
+sys.argv = ["lofi", "embed"]
+main()
+"""
+    env = {**os.environ, "LOFI_HOME": str(settings.home), "LOFI_DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    states = [line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("GC ")]
+    assert states, proc.stderr[-2000:]
+    enabled, frozen, full_collections = states[0]
+    assert enabled == "True" and int(frozen) > 10_000 and full_collections == "0", states
+
+
+def test_start_collecting_leaves_a_running_collector_alone():
+    """Python callers (tests, the demo) keep their collector: nothing is frozen when it is already on."""
+    import gc
+
+    from lofi_pipeline.runner import start_collecting
+
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    start_collecting()
+    assert gc.isenabled() and gc.get_freeze_count() == before
+
+
 def test_demo_summary_fits_80_columns_without_cutting_paths():
     from rich.console import Console
 
