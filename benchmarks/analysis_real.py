@@ -17,7 +17,9 @@ split (``--split test`` by default; parameters are only ever chosen with
   ``None`` counts as consistent, one ``None`` does not);
 * confidence: AUROC of the confidence for telling right from wrong answers
   (1.0: every wrong answer has a lower confidence than every right one;
-  0.5: the confidence says nothing), for Acc1 and exact key;
+  0.5: the confidence says nothing), for Acc1 and exact key; and our
+  consistency over the pairs whose two readings are both confident (not
+  marked as guesses);
 * wall seconds per file, each method in its own spawned worker process,
   taking turns in blocks like ``benchmarks/analysis.py``.
 
@@ -146,14 +148,9 @@ def auroc(conf: list[float], right: list[bool]) -> float | None:
     return float(greater + 0.5 * ties)
 
 
-def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
-    tempo_rows = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
-    key_rows = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-    a1 = [tempo_hits(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
-    ps = [p_score(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
-    ks = [key_score(res[r["file"]][1], r["key"]) for r in key_rows]
+def _pairs(rows: list[dict], res: dict[str, tuple]):
+    """(kind, consistent, original's answer, copy's answer) for every stretched or shifted copy in ``res``."""
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
-    stretch, shift = [], []
     for r in rows:
         if r["group"] not in base or r["file"] not in res:
             continue
@@ -161,15 +158,26 @@ def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
         if r["variant"].startswith("tempo"):
             f = float(r["stretch"])
             if o[0] is None or v[0] is None:
-                stretch.append(o[0] is None and v[0] is None)
+                yield "stretch", o[0] is None and v[0] is None, o, v
             else:
-                stretch.append(abs(v[0] - o[0] * f) <= 0.04 * o[0] * f)
+                yield "stretch", abs(v[0] - o[0] * f) <= 0.04 * o[0] * f, o, v
         elif r["variant"].startswith("pitch"):
             po, pv = _pc(o[1]), _pc(v[1])
             if po is None or pv is None:
-                shift.append(po is None and pv is None)
+                yield "shift", po is None and pv is None, o, v
             else:
-                shift.append(pv == ((po[0] + int(r["shift"])) % 12, po[1]))
+                yield "shift", pv == ((po[0] + int(r["shift"])) % 12, po[1]), o, v
+
+
+def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
+    tempo_rows = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
+    key_rows = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
+    a1 = [tempo_hits(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    ps = [p_score(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    ks = [key_score(res[r["file"]][1], r["key"]) for r in key_rows]
+    pairs = list(_pairs(rows, res))
+    stretch = [ok for kind, ok, _, _ in pairs if kind == "stretch"]
+    shift = [ok for kind, ok, _, _ in pairs if kind == "shift"]
     right_tempo = [h[0] for h in a1]
     right_key = [key_score(res[r["file"]][1], r["key"]) == 1.0 for r in key_rows]
     return {
@@ -183,6 +191,23 @@ def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
         "tempo conf AUROC": auroc([res[r["file"]][2] for r in tempo_rows], right_tempo),
         "key conf AUROC": auroc([res[r["file"]][3] for r in key_rows], right_key),
     }
+
+
+def confident_consistency(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | int | None]:
+    """Our consistency over the pairs whose two readings are both confident (not marked as guesses).
+
+    A reading is confident at or above the thresholds below which ``analyze``,
+    ``stats`` and the UI mark a value with ``?`` (``lofi_pipeline.core.confidence``).
+    """
+    from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE
+
+    out: dict[str, float | int | None] = {}
+    for kind, i, low in (("stretch", 2, LOW_TEMPO_CONFIDENCE), ("shift", 3, LOW_KEY_CONFIDENCE)):
+        sure = [ok for k, ok, o, v in _pairs(rows, res)
+                if k == kind and (o[i] or 0) >= low and (v[i] or 0) >= low]
+        out[f"{kind} consistency, both confident"] = float(np.mean(sure)) if sure else None
+        out[f"n_{kind}, both confident"] = len(sure)
+    return out
 
 
 def _essentia_available() -> bool:
@@ -242,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     for k in metrics:
         cells = [figures[m][k] for m in methods]
         print(f"{k:22s}" + "".join(f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
+    if "ours" in methods:
+        figures["ours"].update(confident_consistency(rows, results["ours"]))
+        print("ours, pairs whose two readings are both confident: stretch "
+              f"{figures['ours']['stretch consistency, both confident'] or 0:.3f} "
+              f"({figures['ours']['n_stretch, both confident']} pairs), shift "
+              f"{figures['ours']['shift consistency, both confident'] or 0:.3f} "
+              f"({figures['ours']['n_shift, both confident']} pairs)")
     if "seed" in methods and "ours" in methods:
         print(f"speed-up vs the seed method: {wall['seed'] / wall['ours']:.2f}x less wall time per file")
     if args.json:

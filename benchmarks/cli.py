@@ -85,7 +85,8 @@ def dagster_floor(runs: int) -> dict:
     return {"kind": "reference", "command": "Dagster floor: one no-op asset, fresh process",
             "cold_seconds": round(times[0], 2), "warm_seconds": round(statistics.median(times[1:]), 2),
             "warm_work_seconds": round(statistics.median(works[1:]), 2),
-            "warm_overhead_seconds": round(statistics.median([t - w for t, w in zip(times[1:], works[1:])]), 2)}
+            "warm_overhead_seconds": round(statistics.median([t - w for t, w in zip(times[1:], works[1:])]),
+                                           2)}
 
 
 def machine() -> dict:

@@ -154,7 +154,8 @@ import gc, sys
 from lofi_pipeline import runner
 from lofi_pipeline.cli import main
 runner.LOG_LISTENERS.append(lambda message, level, from_dagster: print(
-    "GC", gc.isenabled(), gc.get_freeze_count(), gc.get_stats()[2]["collections"], file=sys.stderr, flush=True))
+    "GC", gc.isenabled(), gc.get_freeze_count(), gc.get_stats()[2]["collections"],
+    file=sys.stderr, flush=True))
 sys.argv = ["lofi", "embed"]
 main()
 """
