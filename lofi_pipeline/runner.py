@@ -17,7 +17,8 @@ Three things make a CLI run behave like a run launched from the UI:
   are run tags. A later command that finds a run still STARTED (or STARTING)
   whose process is gone marks it failed and frees the concurrency slots it
   held (:func:`recover_crashed_runs`), so a ``kill -9`` never blocks the
-  ``duckdb`` pool for good.
+  ``duckdb`` pool for good. A run the process created but was killed before
+  starting (NOT_STARTED) is marked failed the same way.
 * **Its chatter.** Dagster's own step messages stay in the run's log; the CLI
   sees only the lines our assets log (progress, warnings) through
   :data:`LOG_LISTENERS`, and one error line when the run fails.
@@ -156,27 +157,30 @@ def launcher_is_gone(tags: dict[str, str]) -> bool:
 
 
 def recover_crashed_runs(instance: "dg.DagsterInstance") -> list[str]:
-    """Mark runs left STARTED/STARTING by a vanished lofi process failed; free their slots.
+    """Mark runs left STARTED/STARTING (or created, NOT_STARTED) by a vanished lofi process failed.
 
-    Returns one line per run recovered, for the caller to show.
+    Frees the pool slots they held. Returns one line per run recovered, for the caller to show.
     """
     import dagster as dg
 
     stuck = instance.get_runs(filters=dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]))
     notes = []
     for run in stuck:
         if not launcher_is_gone(run.tags):
             continue
         pid = run.tags.get(PID_TAG)
-        instance.report_run_failed(run, f"the process that ran this run (pid {pid} on "
-                                        f"{run.tags.get(HOST_TAG)}) is gone (killed or crashed); "
+        began = run.status != dg.DagsterRunStatus.NOT_STARTED
+        instance.report_run_failed(run, f"the process that {'ran' if began else 'created'} this run (pid {pid} "
+                                        f"on {run.tags.get(HOST_TAG)}) is gone (killed or crashed"
+                                        f"{'' if began else ' before the run started'}); "
                                         "marked failed by the next lofi command")
         if instance.event_log_storage.supports_global_concurrency_limits:
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         partition = run.tags.get("dagster/partition")
+        left = "left running" if began else "created, never started,"
         notes.append(f"run {run.run_id[:8]} ({run.job_name}{f', track {partition}' if partition else ''}) "
-                     f"was left running by process {pid}, which is gone: marked failed, its library slot freed")
+                     f"was {left} by process {pid}, which is gone: marked failed, its library slot freed")
     _free_slots_of_finished_runs(instance)
     return notes
 

@@ -132,3 +132,28 @@ def test_a_recovery_is_reported_to_callers_without_a_notice_hook(demo_home, tmp_
     notes = [line for line in err.splitlines() if stuck.run_id[:8] in line]
     assert len(notes) == 1 and notes[0].startswith("warning:") and str(gone.pid) in notes[0], err
     assert instance.get_run_by_id(stuck.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_run_created_by_a_killed_process_but_never_started_is_marked_failed(tmp_path):
+    """kill -9 between creating a run and starting it leaves it NOT_STARTED: the next command fails it."""
+    import dagster as dg
+
+    from lofi_pipeline.runner import PID_START_TAG, PID_TAG, launcher_tags, recover_crashed_runs
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    created = instance.add_run(dg.DagsterRun(
+        job_name="import_job", status=dg.DagsterRunStatus.NOT_STARTED,
+        tags={**launcher_tags(), PID_TAG: str(gone.pid), PID_START_TAG: "", "dagster/partition": "104"}))
+    queued_by_ui = instance.add_run(dg.DagsterRun(job_name="import_job", status=dg.DagsterRunStatus.NOT_STARTED))
+
+    notes = recover_crashed_runs(instance)
+    assert len(notes) == 1 and created.run_id[:8] in notes[0] and "never started" in notes[0], notes
+    assert "track 104" in notes[0] and str(gone.pid) in notes[0]
+    assert instance.get_run_by_id(created.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(queued_by_ui.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+    assert recover_crashed_runs(instance) == []  # once
