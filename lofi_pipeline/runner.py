@@ -180,7 +180,8 @@ def recover_crashed_runs(instance: "dg.DagsterInstance") -> list[str]:
         partition = run.tags.get("dagster/partition")
         left = "left running" if began else "created, never started,"
         notes.append(f"run {run.run_id[:8]} ({run.job_name}{f', track {partition}' if partition else ''}) "
-                     f"was {left} by process {pid}, which is gone: marked failed, its library slot freed")
+                     f"was {left} by process {pid}, which is gone: marked failed"
+                     f"{', its library slot freed' if began else ''}")
     _free_slots_of_finished_runs(instance)
     return notes
 
