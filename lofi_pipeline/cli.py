@@ -858,7 +858,7 @@ def main() -> None:
     (:func:`lofi_pipeline.runner.start_collecting`): importing Dagster, its SQL
     storage, pandas and DuckDB and building the definitions allocate only
     objects that live until exit, and the collector's passes over them cost
-    0.2-0.3 s per command (``benchmarks/cli.py``).
+    0.2-0.4 s per command (``benchmarks/cli.py``).
     """
     import gc
 

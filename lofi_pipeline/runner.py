@@ -105,8 +105,8 @@ def start_collecting() -> None:
 
     The ``lofi`` command starts with the collector off (:func:`lofi_pipeline.cli.main`):
     start-up only allocates what lives as long as the process, and the
-    collector's full passes over that growing heap freed nothing and cost about
-    0.3 s per command. ``gc.freeze`` moves those objects to a generation the
+    collector's full passes over that growing heap freed nothing and cost
+    0.2-0.4 s per command. ``gc.freeze`` moves those objects to a generation the
     collector never scans, so the collections during the work stay cheap.
     Nothing happens when the collector is already on (tests, Python callers).
     """
