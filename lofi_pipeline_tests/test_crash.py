@@ -35,6 +35,24 @@ def _env(home: Path, dagster_home: Path) -> dict[str, str]:
             "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def _instance(dagster_home: Path):
+    """A Dagster instance configured like the library's, created (SQLite schema too) in ``dagster_home``."""
+    import dagster as dg
+
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
+    return dg.DagsterInstance.from_config(str(dagster_home))
+
+
+def _gone_launcher_tags() -> dict[str, str]:
+    """Run tags naming a lofi process on this host that has exited (its pid, no start time)."""
+    from lofi_pipeline.runner import PID_START_TAG, PID_TAG, launcher_tags
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return {**launcher_tags(), PID_TAG: str(gone.pid), PID_START_TAG: ""}
+
+
 def _step_started(instance, run_id: str, step: str) -> bool:
     import dagster as dg
 
@@ -51,9 +69,7 @@ def test_sigkill_mid_run_is_recovered_by_the_next_command(demo_home, tmp_path):
     dagster_home = tmp_path / "dagster_home"
     env = _env(home, dagster_home)
     # The instance (its SQLite schema) exists before either process opens it.
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    instance = _instance(dagster_home)
 
     victim = subprocess.Popen(_lofi("query", "--track", str(NEW_TRACK)), env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -111,26 +127,22 @@ def test_a_recovery_is_reported_to_callers_without_a_notice_hook(demo_home, tmp_
     """run_job called as the demo calls it (no on_notice) still says which run it marked failed."""
     import dagster as dg
 
-    from lofi_pipeline.runner import HOST_TAG, PID_START_TAG, PID_TAG, launcher_tags, run_job
+    from lofi_pipeline.runner import PID_TAG, run_job
     from lofi_pipeline.settings import Settings
 
     settings, _ = demo_home
     home = tmp_path / "library"
     shutil.copytree(settings.home, home, ignore=shutil.ignore_patterns("dagster_home"))
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    stuck = instance.add_run(dg.DagsterRun(job_name="stats_job", status=dg.DagsterRunStatus.STARTED, tags={
-        **launcher_tags(), PID_TAG: str(gone.pid), PID_START_TAG: "", HOST_TAG: launcher_tags()[HOST_TAG]}))
+    instance = _instance(tmp_path / "dagster_home")
+    tags = _gone_launcher_tags()
+    stuck = instance.add_run(dg.DagsterRun(job_name="stats_job", status=dg.DagsterRunStatus.STARTED,
+                                           tags=tags))
 
     capfd.readouterr()
     run_job(Settings.load(home), "stats_job", instance=instance)
     err = capfd.readouterr().err
     notes = [line for line in err.splitlines() if stuck.run_id[:8] in line]
-    assert len(notes) == 1 and notes[0].startswith("warning:") and str(gone.pid) in notes[0], err
+    assert len(notes) == 1 and notes[0].startswith("warning:") and tags[PID_TAG] in notes[0], err
     assert instance.get_run_by_id(stuck.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
@@ -138,22 +150,17 @@ def test_a_run_created_by_a_killed_process_but_never_started_is_marked_failed(tm
     """kill -9 between creating a run and starting it leaves it NOT_STARTED: the next command fails it."""
     import dagster as dg
 
-    from lofi_pipeline.runner import PID_START_TAG, PID_TAG, launcher_tags, recover_crashed_runs
+    from lofi_pipeline.runner import PID_TAG, recover_crashed_runs
 
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(INSTANCE_YAML))
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    created = instance.add_run(dg.DagsterRun(
-        job_name="import_job", status=dg.DagsterRunStatus.NOT_STARTED,
-        tags={**launcher_tags(), PID_TAG: str(gone.pid), PID_START_TAG: "", "dagster/partition": "104"}))
+    instance = _instance(tmp_path / "dagster_home")
+    tags = _gone_launcher_tags()
+    created = instance.add_run(dg.DagsterRun(job_name="import_job", status=dg.DagsterRunStatus.NOT_STARTED,
+                                             tags={**tags, "dagster/partition": "104"}))
     queued_by_ui = instance.add_run(dg.DagsterRun(job_name="import_job", status=dg.DagsterRunStatus.NOT_STARTED))
 
     notes = recover_crashed_runs(instance)
     assert len(notes) == 1 and created.run_id[:8] in notes[0] and "never started" in notes[0], notes
-    assert "track 104" in notes[0] and str(gone.pid) in notes[0]
+    assert "track 104" in notes[0] and tags[PID_TAG] in notes[0]
     assert instance.get_run_by_id(created.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(queued_by_ui.run_id).status == dg.DagsterRunStatus.NOT_STARTED
     assert recover_crashed_runs(instance) == []  # once
