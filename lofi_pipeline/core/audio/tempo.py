@@ -335,12 +335,7 @@ def estimate_tempo(y: np.ndarray, sr: int) -> tuple[float | None, float]:
     y = np.asarray(y, dtype=np.float32)
     if len(y) < 4 * sr or not np.any(y):
         return None, 0.0
-    return _tempo_from_envelopes(*_onset_envelopes(y, sr))
-
-
-def _tempo_from_envelopes(envs: np.ndarray, fps: float, rise_db: float) -> tuple[float | None, float]:
-    """The rest of :func:`estimate_tempo`, from the band envelopes of ``_onset_envelopes`` on."""
-    found = _candidates(envs, fps, rise_db)
+    found = _candidates(*_onset_envelopes(y, sr))
     if found is None or not found[0]:
         return None, 0.0
     cands, acf, fps, strength = found
