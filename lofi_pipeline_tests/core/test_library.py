@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from lofi_pipeline.core.library import SCHEMA_VERSION, Library
-from lofi_pipeline.core.stats import stats_from_library
 from lofi_pipeline.core.models import Arc, Prompt, TrackPlan
+from lofi_pipeline.core.stats import stats_from_library
 
 
 def _plan(prompts_per_arc=(3, 2), texts=None) -> TrackPlan:
