@@ -87,3 +87,58 @@ def test_range_edges_are_soft():
     assert 0.0 < w[2] < w[3] < w[4] < 1.0  # a semitone across the limit changes the weight a little
     hard = key_mod._range_weight(freqs, 55.0, 2100.0, 0.0)
     assert hard.tolist() == [0, 0, 0, 1, 1, 1, 1]
+
+
+def _sustained_spectrum(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies and the drum-free magnitudes that ``_chroma`` hands to ``_tuning``."""
+    from lofi_pipeline.core.audio.spectral import stft_mag
+
+    mag = stft_mag(y, 4096, 2048)
+    spec, _ = key_mod._sustained_peaks(mag)
+    return np.fft.rfftfreq(4096, 1.0 / SR), spec
+
+
+def _over_loud_bass(cents: float) -> np.ndarray:
+    """Chords over a loud bass (55-98 Hz, where a bin spans a fifth of a semitone or more), ``cents`` off A 440."""
+    hz = lambda m: 440.0 * 2.0 ** ((m - 69 + cents / 100.0) / 12.0)  # noqa: E731
+    bars = [0.3 * _rich_note(hz(57 + r), 1.5) + 0.3 * _rich_note(hz(64 + r), 1.5)
+            + 8.0 * _rich_note(hz(33 + r), 1.5, partials=3) for r in (0, 5, 7, 3)]
+    y = np.concatenate(bars * 3)
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("cents", [0, 30, -30])
+def test_tuning_is_read_to_a_few_cents_under_a_loud_bass_and_a_transposed_copy_reads_the_same(cents):
+    y = _over_loud_bass(cents)
+    tuning = key_mod._tuning(*_sustained_spectrum(y))
+    shifted = key_mod._tuning(*_sustained_spectrum(_pitch_shift(y, 2)))
+    assert tuning == pytest.approx(cents / 100.0, abs=0.02)
+    assert shifted == pytest.approx(tuning, abs=0.02)
+
+
+@pytest.mark.parametrize("cents", [0, 30, -30, 45, -45])
+@pytest.mark.parametrize("semitones", [2, -3])
+def test_transposed_copy_folds_onto_the_same_chroma_moved_along(cents, semitones):
+    # audio-4.2's chroma differed by 0.042-0.056 somewhere in every one of
+    # these cases, and at 45 cents sharp the +2 copy's tuning wrapped round
+    # to flat: its chroma correlated at -0.31 with the original's.
+    y = _over_loud_bass(cents)
+    original = key_mod._chroma(y, SR)
+    copy = np.roll(key_mod._chroma(_pitch_shift(y, semitones), SR), -semitones)
+    original, copy = original / original.sum(), copy / copy.sum()
+    assert np.abs(original - copy).max() < 0.04
+    assert np.corrcoef(original, copy)[0, 1] > 0.97
+
+
+def test_fold_shares_a_bin_between_the_two_nearest_pitch_classes_and_loses_none_of_it():
+    # Bins on A (pitch class 9), a quarter tone above it, half-way to B flat, and on B flat.
+    freqs = 440.0 * 2.0 ** (np.array([0.0, 0.25, 0.5, 1.0]) / 12.0)
+    fold = key_mod._fold(freqs, 0.0, 55.0, 2100.0)
+    assert fold.sum(axis=1) == pytest.approx(np.ones(4))
+    assert fold[0, 9] == pytest.approx(1.0) and fold[3, 10] == pytest.approx(1.0)
+    assert fold[2, 9] == pytest.approx(0.5) and fold[2, 10] == pytest.approx(0.5)
+    assert 0.5 < fold[1, 9] < 1.0 and fold[1, 9] + fold[1, 10] == pytest.approx(1.0)
+    # Moving the grid by the tuning moves the shares with it, still summing to one.
+    tuned = key_mod._fold(freqs, 0.25, 55.0, 2100.0)
+    assert tuned[1, 9] == pytest.approx(1.0)
+    assert tuned.sum(axis=1) == pytest.approx(np.ones(4))
