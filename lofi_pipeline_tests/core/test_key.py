@@ -99,7 +99,7 @@ def _sustained_spectrum(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _over_loud_bass(cents: float) -> np.ndarray:
-    """Chords over a loud bass (55-98 Hz, where a bin spans a fifth of a semitone or more), ``cents`` off A 440."""
+    """Chords over a loud bass (55-98 Hz: a bin spans half a semitone or more), ``cents`` off A 440."""
     hz = lambda m: 440.0 * 2.0 ** ((m - 69 + cents / 100.0) / 12.0)  # noqa: E731
     bars = [0.3 * _rich_note(hz(57 + r), 1.5) + 0.3 * _rich_note(hz(64 + r), 1.5)
             + 8.0 * _rich_note(hz(33 + r), 1.5, partials=3) for r in (0, 5, 7, 3)]

@@ -50,7 +50,7 @@ fold its partials the way the original does. The tuning is read from every
 frame's peaks above 250 Hz with their real neighbours (it was read from the
 summed peak-only spectrum, where a peak's neighbours were often zero and the
 parabola through them useless, and from peaks down to 80 Hz, where a bin is
-a fifth of a semitone wide): on the dev split's 152 pitch-shifted copies
+over half a semitone wide): on the dev split's 152 pitch-shifted copies
 the original and the copy read tunings more than 0.15 semitone apart 16
 times, now 2; on synthetic songs tuned to A 440 the median error fell from
 0.013 to 0.001 semitone. And a bin between two semitones is shared by both
