@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if not labels.exists():
         sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
     with open(labels) as fh:
-        originals = [r for r in csv.DictReader(fh) if r["split"] == "dev" and r["variant"] in ("orig", "clean")]
+        originals = [r for r in csv.DictReader(fh)
+                     if r["split"] == "dev" and r["variant"] in ("orig", "clean")]
     jobs = [(r["file"], s, f"{Path(r['file']).stem}__x{s:+d}.ogg") for r in originals for s in SHIFTS]
     EXTRA.mkdir(exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         paths = [str(CORPUS / r["file"]) for r in originals] + [str(EXTRA / dst) for _, _, dst in jobs]
         keys = dict(pool.map(_key, paths, chunksize=4))
-    kind = {r["file"]: ("recording" if r["source"] == "recording" else "score or game MIDI") for r in originals}
+    kind = {r["file"]: "recording" if r["source"] == "recording" else "score or game MIDI"
+            for r in originals}
     tally: dict[str, list[bool]] = {}
     for src, s, dst in jobs:
         po, pv = _pc(keys[str(CORPUS / src)]), _pc(keys[str(EXTRA / dst)])
