@@ -148,6 +148,14 @@ def auroc(conf: list[float], right: list[bool]) -> float | None:
     return float(greater + 0.5 * ties)
 
 
+def shift_consistent(original: str | None, copy: str | None, semitones: int) -> bool:
+    """Whether a copy shifted by ``semitones`` reads the original's key moved by as much (both None: yes)."""
+    po, pv = _pc(original), _pc(copy)
+    if po is None or pv is None:
+        return po is None and pv is None
+    return pv == ((po[0] + semitones) % 12, po[1])
+
+
 def _pairs(rows: list[dict], res: dict[str, tuple]):
     """(kind, consistent, original's answer, copy's answer) for every stretched or shifted copy in ``res``."""
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
@@ -162,11 +170,7 @@ def _pairs(rows: list[dict], res: dict[str, tuple]):
             else:
                 yield "stretch", abs(v[0] - o[0] * f) <= 0.04 * o[0] * f, o, v
         elif r["variant"].startswith("pitch"):
-            po, pv = _pc(o[1]), _pc(v[1])
-            if po is None or pv is None:
-                yield "shift", po is None and pv is None, o, v
-            else:
-                yield "shift", pv == ((po[0] + int(r["shift"])) % 12, po[1]), o, v
+            yield "shift", shift_consistent(o[1], v[1], int(r["shift"])), o, v
 
 
 def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:

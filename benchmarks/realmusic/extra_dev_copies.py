@@ -29,7 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from analysis_real import CORPUS, _pc  # noqa: E402  (one key-comparison rule)
+from analysis_real import CORPUS, shift_consistent  # noqa: E402  (one consistency rule)
 
 EXTRA = CORPUS / "extra_dev"
 SHIFTS = (1, -2, 4, -5)
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in originals}
     tally: dict[str, list[bool]] = {}
     for src, s, dst in jobs:
-        po, pv = _pc(keys[str(CORPUS / src)]), _pc(keys[str(EXTRA / dst)])
-        same = (po is None and pv is None) if po is None or pv is None else pv == ((po[0] + s) % 12, po[1])
+        same = shift_consistent(keys[str(CORPUS / src)], keys[str(EXTRA / dst)], s)
         for name in (kind[src], "all"):
             tally.setdefault(name, []).append(same)
     for name, oks in sorted(tally.items()):
