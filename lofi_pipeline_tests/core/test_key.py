@@ -91,11 +91,8 @@ def test_range_edges_are_soft():
 
 def _sustained_spectrum(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies and the drum-free magnitudes that ``_chroma`` hands to ``_tuning``."""
-    from lofi_pipeline.core.audio.spectral import stft_mag
-
-    mag = stft_mag(y, 4096, 2048)
-    spec, _ = key_mod._sustained_peaks(mag)
-    return np.fft.rfftfreq(4096, 1.0 / SR), spec
+    freqs, spec, _ = key_mod._sustained_spectrum(y, SR, *key_mod._MAIN_SPECTRUM, key_mod._FMAX)
+    return freqs, spec
 
 
 def _over_loud_bass(cents: float) -> np.ndarray:

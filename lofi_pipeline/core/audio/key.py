@@ -101,6 +101,8 @@ octaves of the fundamental and fold onto its own pitch class, so they stay."""
 _BASS_WEIGHT = 0.2
 """Extra weight of the bass register (55-260 Hz), where the fundamentals of
 roots sit; relative to the whole range's chroma, both normalised to sum 1."""
+_MAIN_SPECTRUM = (4096, 2048)
+"""(FFT size, hop) of the main spectrum: at 11025 Hz a 0.37 s window, 2.7 Hz bins, 0.19 s hops."""
 _BASS_SPECTRA = ((4, 4096), (3, 2048))
 """(decimation, FFT size) of the bass chroma's spectra. At 11025 Hz: 4096 points at
 2756 Hz, a 1.5 s window with 0.67 Hz bins, and 2048 points at 3675 Hz, 0.56 s
@@ -225,6 +227,20 @@ def _sustained_peaks(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return spec, peaks
 
 
+def _sustained_spectrum(y: np.ndarray, sr: float, n_fft: int, hop: int, f_max: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin frequencies, drum-free magnitudes and their peaks (``_sustained_peaks``) up to ``f_max``.
+
+    The bins stop a little above ``f_max``: far enough for its soft edge
+    (``_EDGE``) and for the neighbours of the last peak.
+    """
+    mag = stft_mag(y, n_fft, hop)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    top = int(np.searchsorted(freqs, f_max * 2.0 ** (_EDGE / 24.0))) + 2
+    spec, peaks = _sustained_peaks(mag[:, :top])
+    return freqs[:top], spec, peaks
+
+
 def _partial_energy(spec: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     """Log-compressed energy per bin summed over frames: peaks and their neighbours, 3rd/5th partials removed.
 
@@ -264,11 +280,8 @@ def _bass_chroma(y: np.ndarray, sr: int, tuning: float, main: np.ndarray) -> np.
     for decimation, n_fft in _BASS_SPECTRA:
         rate = sr / decimation
         low = soxr.resample(y, sr, rate, quality="LQ").astype(np.float32)
-        mag = stft_mag(low, n_fft, n_fft // 2)
-        freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
-        top = int(np.searchsorted(freqs, _BASS_MAX * 2.0 ** (_EDGE / 24.0))) + 2
-        spec, peaks = _sustained_peaks(mag[:, :top])
-        parts.append(_partial_energy(spec, peaks) @ _fold(freqs[:top], tuning, _FMIN, _BASS_MAX, _EDGE))
+        freqs, spec, peaks = _sustained_spectrum(low, rate, n_fft, n_fft // 2, _BASS_MAX)
+        parts.append(_partial_energy(spec, peaks) @ _fold(freqs, tuning, _FMIN, _BASS_MAX, _EDGE))
     return sum(p / p.sum() for p in parts if p.sum() > 0) / len(parts)
 
 
@@ -284,12 +297,7 @@ def _chroma(y: np.ndarray, sr: int) -> np.ndarray:
     (55-260 Hz, the roots' fundamentals) is added again with ``_BASS_WEIGHT``,
     read from this spectrum and two finer ones (``_bass_chroma``).
     """
-    n_fft, hop = 4096, 2048
-    mag = stft_mag(y, n_fft, hop)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    top = int(np.searchsorted(freqs, _FMAX * 2.0 ** (_EDGE / 24.0))) + 2
-    freqs = freqs[:top]
-    spec, peaks = _sustained_peaks(mag[:, :top])
+    freqs, spec, peaks = _sustained_spectrum(y, sr, *_MAIN_SPECTRUM, _FMAX)
     tuning = _tuning(freqs, spec)
     total = _partial_energy(spec, peaks)
     full = total @ _fold(freqs, tuning, _FMIN, _FMAX, _EDGE)
