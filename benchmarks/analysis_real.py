@@ -149,7 +149,10 @@ def auroc(conf: list[float], right: list[bool]) -> float | None:
 
 
 def shift_consistent(original: str | None, copy: str | None, semitones: int) -> bool:
-    """Whether a copy shifted by ``semitones`` reads the original's key moved by as much (both None: yes)."""
+    """Whether a copy shifted by ``semitones`` reads the original's key moved by as much.
+
+    Both ``None`` counts as consistent, one ``None`` does not.
+    """
     po, pv = _pc(original), _pc(copy)
     if po is None or pv is None:
         return po is None and pv is None
