@@ -159,6 +159,16 @@ def shift_consistent(original: str | None, copy: str | None, semitones: int) -> 
     return pv == ((po[0] + semitones) % 12, po[1])
 
 
+def stretch_consistent(original: float | None, copy: float | None, factor: float) -> bool:
+    """Whether a copy stretched by ``factor`` reads the original's tempo times the factor (within 4 %).
+
+    Both ``None`` counts as consistent, one ``None`` does not.
+    """
+    if original is None or copy is None:
+        return original is None and copy is None
+    return abs(copy - original * factor) <= 0.04 * original * factor
+
+
 def _pairs(rows: list[dict], res: dict[str, tuple]):
     """(kind, consistent, original's answer, copy's answer) for every stretched or shifted copy in ``res``."""
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
@@ -167,11 +177,7 @@ def _pairs(rows: list[dict], res: dict[str, tuple]):
             continue
         o, v = base[r["group"]], res[r["file"]]
         if r["variant"].startswith("tempo"):
-            f = float(r["stretch"])
-            if o[0] is None or v[0] is None:
-                yield "stretch", o[0] is None and v[0] is None, o, v
-            else:
-                yield "stretch", abs(v[0] - o[0] * f) <= 0.04 * o[0] * f, o, v
+            yield "stretch", stretch_consistent(o[0], v[0], float(r["stretch"])), o, v
         elif r["variant"].startswith("pitch"):
             yield "shift", shift_consistent(o[1], v[1], int(r["shift"])), o, v
 

@@ -1,0 +1,83 @@
+"""The real-music benchmark's consistency rules (``analysis_real.py``, ``extra_dev_copies.py``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH / "realmusic"))
+sys.path.insert(0, str(BENCH))
+
+import analysis_real  # noqa: E402
+import extra_dev_copies  # noqa: E402
+
+
+@pytest.mark.parametrize(("original", "copy", "factor", "expected"), [
+    (90.0, 80.9, 0.9, True),    # read at the stretched tempo (81), within 4 %
+    (90.0, 77.0, 0.9, False),   # 5 % under the stretched tempo
+    (160.0, 89.6, 1.12, False),  # the copy read at half tempo: an octave flip
+    (160.0, 179.2, 1.12, True),
+    (None, None, 1.12, True),   # beatless both times
+    (None, 100.0, 0.9, False),  # beatless once
+    (100.0, None, 0.9, False),
+])
+def test_stretch_consistency_rule(original, copy, factor, expected):
+    assert analysis_real.stretch_consistent(original, copy, factor) is expected
+
+
+def test_stretch_rule_tolerance_is_four_percent_of_the_expected_tempo():
+    assert analysis_real.stretch_consistent(100.0, 100.0 * 1.12 * 1.039, 1.12)
+    assert not analysis_real.stretch_consistent(100.0, 100.0 * 1.12 * 1.041, 1.12)
+    assert analysis_real.stretch_consistent(100.0, 100.0 * 0.85 * 0.961, 0.85)
+    assert not analysis_real.stretch_consistent(100.0, 100.0 * 0.85 * 0.959, 0.85)
+
+
+@pytest.mark.parametrize(("original", "copy", "semitones", "expected"), [
+    ("A minor", "B minor", 2, True),
+    ("A minor", "D major", 2, False),   # the relative major of the right key
+    ("A minor", "B major", 2, False),   # right tonic, wrong mode
+    ("C major", "A major", -3, True),
+    ("B major", "C♯ major", 2, True),   # wraps round the octave
+    (None, None, 2, True),
+    (None, "C major", 2, False),
+])
+def test_shift_consistency_rule(original, copy, semitones, expected):
+    assert analysis_real.shift_consistent(original, copy, semitones) is expected
+
+
+def test_pairs_apply_both_rules_to_each_copy_against_its_original():
+    rows = [
+        {"group": "g1", "file": "g1__orig.ogg", "variant": "orig", "stretch": "1.0", "shift": "0"},
+        {"group": "g1", "file": "g1__tempo0.9.ogg", "variant": "tempo0.9", "stretch": "0.9", "shift": "0"},
+        {"group": "g1", "file": "g1__tempo1.12.ogg", "variant": "tempo1.12", "stretch": "1.12", "shift": "0"},
+        {"group": "g1", "file": "g1__pitch+2.ogg", "variant": "pitch+2", "stretch": "1.0", "shift": "2"},
+        {"group": "g1", "file": "g1__pitch-3.ogg", "variant": "pitch-3", "stretch": "1.0", "shift": "-3"},
+    ]
+    res = {
+        "g1__orig.ogg": (120.0, "E minor", 0.9, 0.8),
+        "g1__tempo0.9.ogg": (108.5, "E minor", 0.9, 0.8),
+        "g1__tempo1.12.ogg": (67.2, "E minor", 0.9, 0.8),   # half of 134.4
+        "g1__pitch+2.ogg": (120.0, "F♯ minor", 0.9, 0.8),
+        "g1__pitch-3.ogg": (120.0, "C♯ minor", 0.9, 0.8),   # E minor down 3 semitones
+    }
+    got = [(kind, ok) for kind, ok, _, _ in analysis_real._pairs(rows, res)]
+    assert got == [("stretch", True), ("stretch", False), ("shift", True), ("shift", True)]
+    res["g1__pitch-3.ogg"] = (120.0, "E major", 0.9, 0.8)
+    assert [ok for kind, ok, _, _ in analysis_real._pairs(rows, res) if kind == "shift"] == [True, False]
+
+
+def test_extra_copies_cover_every_original_with_each_kind_once():
+    originals = [{"file": "m21_x__clean.ogg"}, {"file": "rec_y__orig.ogg"}]
+    jobs = extra_dev_copies._jobs(originals, ("shift", "stretch"))
+    per = len(extra_dev_copies.SHIFTS) + len(extra_dev_copies.STRETCHES)
+    assert len(jobs) == 2 * per
+    names = [dst for *_, dst in jobs]
+    assert len(set(names)) == len(names)  # no copy overwrites another
+    assert ("rec_y__orig.ogg", "stretch", 1.2, "rec_y__orig__t1.2.ogg") in jobs
+    assert ("m21_x__clean.ogg", "shift", -5, "m21_x__clean__x-5.ogg") in jobs
+    only = extra_dev_copies._jobs(originals, ("stretch",))
+    assert {kind for _, kind, _, _ in only} == {"stretch"}
+    assert len(only) == 2 * len(extra_dev_copies.STRETCHES)
