@@ -97,6 +97,40 @@ def test_stretched_fast_groove_keeps_its_metrical_level(factor):
     assert stretched == pytest.approx(base * factor, rel=0.03), f"x{factor} read as {stretched}"
 
 
+def _pulse_envelopes(bpm: float, rival: float, eighths: float, seed: int) -> tuple[np.ndarray, float]:
+    """Band envelopes (no audio): a beat pulse, a rival pulse at 3/4 of its period, eighth notes, noise."""
+    fps = SR / 128
+    n = int(120 * fps)
+    envs = np.zeros((3, n), np.float32)
+    period = 60.0 * fps / bpm
+    for gain, every in ((1.0, period), (rival, 0.75 * period), (eighths, period / 2)):
+        idx = np.rint(np.arange(0.0, n - 1, every)).astype(int)
+        envs[0, idx] += 0.5 * gain
+        envs[1, idx] += gain
+    envs += 0.05 * np.random.default_rng(seed).random(envs.shape).astype(np.float32)
+    return envs, fps
+
+
+@pytest.mark.parametrize(("bpm", "rival", "eighths"), [(95.0, 1.1, 0.2), (100.0, 1.2, 0.3), (95.0, 1.3, 0.4)])
+def test_a_rival_pulse_at_four_thirds_of_the_beat_does_not_drop_the_beat_from_the_candidates(
+        bpm, rival, eighths, monkeypatch):
+    # The candidates are the metrical relatives of one start. A start read from
+    # the comb alone lands on the rival pulse (4/3 of the beat), whose
+    # relatives (2x, 1/2x, 3/2x, ...) never include the beat: what a stretched
+    # copy's start did on the real-music dev split. The beat's binary hierarchy
+    # (its eighths and its half-tempo) keeps it in.
+    from lofi_pipeline.core.audio import tempo
+
+    for seed in range(2):
+        envs, fps = _pulse_envelopes(bpm, rival, eighths, seed)
+        found = [b for b, _ in tempo._candidates(envs, fps, 10.0)[0]]
+        assert any(b == pytest.approx(bpm, rel=0.03) for b in found), found
+        monkeypatch.setattr(tempo, "_HIERARCHY_WEIGHT", 0.0)  # the comb alone, as before audio-4.4
+        alone = [b for b, _ in tempo._candidates(envs, fps, 10.0)[0]]
+        monkeypatch.undo()
+        assert not any(b == pytest.approx(bpm, rel=0.03) for b in alone), alone
+
+
 def test_pure_sine_and_a_drone_have_no_tempo():
     t = np.arange(int(20 * SR)) / SR
     sine = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
