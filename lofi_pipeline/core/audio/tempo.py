@@ -120,14 +120,16 @@ _EVIDENCE_SCALE = 0.5
 _RELATIVES = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 _HIERARCHY_WEIGHT = 0.5
 """Weight of the salience at twice and half a tempo in choosing the start of the
-candidates (``_candidates``). Chosen on the dev split, its 476 extra ``sox
-tempo`` copies (``benchmarks/realmusic/extra_dev_copies.py``) and the
-synthetic songs with their x0.9 / x1.12 copies (audio-4.4): with the comb
-alone 78 of the extra copies' 140 inconsistent pairs had lost the
-original's level from their candidates, 63 with this. Dev stretch
-consistency 0.816 -> 0.836, extra copies 0.773 -> 0.786 (recordings 0.737
--> 0.798, scores 0.762 -> 0.733), dev Acc1 unchanged (0.773) and the
-synthetic songs unchanged; weights 0.25 to 0.7 score alike."""
+candidates (``_candidates``). Chosen (audio-4.4) on the dev split's 152
+stretched copies, 476 extra ``sox tempo`` copies of its pieces
+(``benchmarks/realmusic/extra_dev_copies.py``) and the synthetic songs of
+``benchmarks/analysis.py`` and another seed with x0.9 / x1.12 copies made
+for the choice. With the comb alone, 78 of the 140 inconsistent pairs
+among those 628 dev pairs had lost the original's level from their
+candidates; with this, 62 of 129. Dev stretch consistency 0.816 -> 0.836,
+extra copies 0.773 -> 0.786 (recordings 0.737 -> 0.798, scores 0.762 ->
+0.733), dev Acc1 unchanged (0.773), the synthetic songs unchanged; weights
+0.25 to 0.7 score alike."""
 _WINDOW_BEATS = 8
 """Beats per window of ``_beat_pattern`` (even: every other beat pairs up within a window)."""
 _HOLD = 3
