@@ -333,15 +333,22 @@ def _write(y: np.ndarray, path: Path) -> None:
             fh.write(y[lo: lo + 8192])
 
 
+def sox_copy(src: Path, dst: Path, kind: str, amount: float) -> None:
+    """Write a consistency copy of ``src``: ``sox tempo -m`` by ``amount`` (``"stretch"``: the
+    pitch kept) or ``sox pitch`` by ``amount`` semitones (``"shift"``: the tempo kept)."""
+    effect = ["tempo", "-m", str(amount)] if kind == "stretch" else ["pitch", str(100 * int(amount))]
+    subprocess.run(["sox", str(src), str(dst), *effect], check=True, capture_output=True)
+
+
 def _sox_variants(src: Path, stem: str) -> list[tuple[str, float, int, Path]]:
     out = []
     for f in STRETCHES:
         dst = CORPUS / f"{stem}__tempo{f}.ogg"
-        subprocess.run(["sox", str(src), str(dst), "tempo", "-m", str(f)], check=True, capture_output=True)
+        sox_copy(src, dst, "stretch", f)
         out.append((f"tempo{f}", f, 0, dst))
     for s in SHIFTS:
         dst = CORPUS / f"{stem}__pitch{s:+d}.ogg"
-        subprocess.run(["sox", str(src), str(dst), "pitch", str(100 * s)], check=True, capture_output=True)
+        sox_copy(src, dst, "shift", s)
         out.append((f"pitch{s:+d}", 1.0, s, dst))
     return out
 

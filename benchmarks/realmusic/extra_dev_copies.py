@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from analysis_real import CORPUS, shift_consistent, stretch_consistent  # noqa: E402  (one rule each)
+from build import sox_copy  # noqa: E402  (the corpus's own copies are made the same way)
 
 EXTRA = CORPUS / "extra_dev"
 SHIFTS = (1, -2, 4, -5)
@@ -58,8 +58,7 @@ def _copy(job: tuple[str, str, float, str]) -> str:
     out = EXTRA / dst
     if not out.exists():
         tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-        effect = ["pitch", str(100 * int(amount))] if kind == "shift" else ["tempo", "-m", str(amount)]
-        subprocess.run(["sox", str(CORPUS / src), str(tmp), *effect], check=True, capture_output=True)
+        sox_copy(CORPUS / src, tmp, kind, amount)
         tmp.replace(out)
     return dst
 
