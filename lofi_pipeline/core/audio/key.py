@@ -59,19 +59,19 @@ many tiny peaks cost time (20 ms of a synthetic song's analysis, now 2 ms)
 and cancel out in the circular mean anyway. And a bin between two
 semitones is shared by both (``_fold``; it went to the nearer one only, with
 a weight falling to zero half-way, so partials near the half-way point
-dropped out or changed pitch class as the tuning estimate moved). Chosen on the dev split and its extra
-``sox pitch`` copies: shift consistency 0.803 -> 0.822 (152 copies) and
-0.815 -> 0.874 (476 extra copies), key confidence AUROC 0.80 -> 0.89, and
-all 6 dev keys now under ``LOW_KEY_CONFIDENCE`` are wrong (audio-4.2: 2 of
+dropped out or changed pitch class as the tuning estimate moved). Chosen on
+the dev split and its extra ``sox pitch`` copies: shift consistency 0.803 ->
+0.822 (152 copies) and 0.815 -> 0.874 (476 extra copies), key confidence
+AUROC 0.80 -> 0.89, and all 6 dev keys now under ``LOW_KEY_CONFIDENCE`` are wrong (audio-4.2: 2 of
 8); one dev chorale (two renders) moved from the right minor key to its
 relative major (MIREX 0.874 -> 0.854), and on the synthetic benchmark one
 song moved from right to wrong and one from its relative major to right
 (0.957 -> 0.953; 48 songs of another seed 0.935 -> 0.950). The new tuning
 alone gained nothing (0.803 and 0.817), the shared fold alone less (0.809
 and 0.838). Cores of 0 to 0.15 semitone give about the same dev figures
-(0.851 to 0.861 over the 628 copies); 0.05 is the one under which every known-answer
-test song keeps its key (0: a drumless F minor song ties with B flat minor;
-0.1 and 0.15: an exactly transposed B minor song misreads). A sharper
+(0.851 to 0.861 over the 628 copies); 0.05 is the one under which every
+known-answer test song keeps its key (0: a drumless F minor song ties with B
+flat minor; 0.1 and 0.15: an exactly transposed B minor song misreads). A sharper
 split (weights raised to a power 1.5 or 3 and renormalised), a linear one
 or a core of 0.25 semitone or more did worse (0.80 to 0.85).
 """
