@@ -19,7 +19,9 @@ split (``--split test`` by default; parameters are only ever chosen with
   (1.0: every wrong answer has a lower confidence than every right one;
   0.5: the confidence says nothing), for Acc1 and exact key; and our
   consistency over the pairs whose two readings are both confident (not
-  marked as guesses);
+  marked as guesses), and a table of confidence cuts (``calibration``:
+  the share of files below each cut and how many of them are right, the
+  table the guess thresholds are chosen from on the dev split);
 * wall seconds per file, each method in its own spawned worker process,
   taking turns in blocks like ``benchmarks/analysis.py``.
 
@@ -223,6 +225,69 @@ def confident_consistency(rows: list[dict], res: dict[str, tuple]) -> dict[str, 
     return out
 
 
+CALIBRATION_CUTS = {
+    "tempo": (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2),
+    "key": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+}
+"""Confidence cuts tabulated by :func:`calibration` (the product's thresholds among them)."""
+
+
+def calibration(rows: list[dict], res: dict[str, tuple], kind: str,
+                cuts: tuple[float, ...] | None = None) -> list[dict[str, float | int | None]]:
+    """How well each confidence cut separates right from wrong answers (``kind``: "tempo" or "key").
+
+    For every cut: the share of labelled files whose confidence is below it,
+    the share of right answers (Acc1, or an exact key) below and above it,
+    and how many of all the wrong answers fall below it. This is the table
+    ``LOW_TEMPO_CONFIDENCE`` and ``LOW_KEY_CONFIDENCE``
+    (``lofi_pipeline.core.confidence``) are chosen from, on the dev split. A
+    missing confidence counts as 0.
+    """
+    if kind == "tempo":
+        labelled = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
+        right = [tempo_hits(res[r["file"]][0], float(r["bpm"]))[0] for r in labelled]
+        conf = [res[r["file"]][2] for r in labelled]
+    elif kind == "key":
+        labelled = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
+        right = [key_score(res[r["file"]][1], r["key"]) == 1.0 for r in labelled]
+        conf = [res[r["file"]][3] for r in labelled]
+    else:
+        raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
+    c = np.asarray([x if x is not None else 0.0 for x in conf], float)
+    ok = np.asarray(right, bool)
+    out = []
+    for cut in cuts or CALIBRATION_CUTS[kind]:
+        below = c < cut
+        out.append({
+            "cut": cut, "share below": float(below.mean()) if len(c) else None,
+            "right below": float(ok[below].mean()) if below.any() else None,
+            "right above": float(ok[~below].mean()) if (~below).any() else None,
+            "errors below": int((~ok & below).sum()), "errors": int((~ok).sum()),
+        })
+    return out
+
+
+def _share(x: float | None) -> str:
+    return f"{x:.2f}" if x is not None else "   -"
+
+
+def _print_calibration(rows: list[dict], res: dict[str, tuple]) -> dict[str, list]:
+    from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE
+
+    tables = {}
+    for kind, threshold in (("tempo", LOW_TEMPO_CONFIDENCE), ("key", LOW_KEY_CONFIDENCE)):
+        tables[kind] = table = calibration(rows, res, kind)
+        if not table or table[0]["share below"] is None:
+            continue  # no labelled files of this kind in the split
+        print(f"ours, {kind} confidence cuts ({table[0]['errors']} wrong answers; * the product's threshold):")
+        for t in table:
+            star = "*" if abs(t["cut"] - threshold) < 1e-9 else " "
+            print(f"  {star} below {t['cut']:.2f}: {t['share below']:4.0%} of the files, right "
+                  f"{_share(t['right below'])} (above: {_share(t['right above'])}), "
+                  f"{t['errors below']} of the wrong answers")
+    return tables
+
+
 def _essentia_available() -> bool:
     try:
         import essentia  # noqa: F401
@@ -287,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({figures['ours']['n_stretch, both confident']} pairs), shift "
               f"{figures['ours']['shift consistency, both confident'] or 0:.3f} "
               f"({figures['ours']['n_shift, both confident']} pairs)")
+        figures["ours"]["calibration"] = _print_calibration(rows, results["ours"])
     if "seed" in methods and "ours" in methods:
         print(f"speed-up vs the seed method: {wall['seed'] / wall['ours']:.2f}x less wall time per file")
     if args.json:

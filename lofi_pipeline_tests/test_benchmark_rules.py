@@ -81,3 +81,26 @@ def test_extra_copies_cover_every_original_with_each_kind_once():
     only = extra_dev_copies._jobs(originals, ("stretch",))
     assert {kind for _, kind, _, _ in only} == {"stretch"}
     assert len(only) == 2 * len(extra_dev_copies.STRETCHES)
+
+
+def test_calibration_table_counts_right_and_wrong_answers_either_side_of_each_cut():
+    rows = [{"file": f"f{i}.ogg", "variant": "clean", "bpm": "100", "key": "A minor"} for i in range(4)]
+    rows.append({"file": "copy.ogg", "variant": "tempo0.9", "bpm": "", "key": ""})  # not labelled: left out
+    res = {
+        "f0.ogg": (100.0, "A minor", 0.01, 0.05),  # right, unsure
+        "f1.ogg": (50.0, "C major", 0.02, 0.50),   # wrong tempo (half) and key (relative)
+        "f2.ogg": (101.0, "E minor", 0.60, 0.10),  # right tempo, wrong key
+        "f3.ogg": (140.0, "A minor", None, 0.90),  # wrong tempo, no confidence (counts as 0)
+        "copy.ogg": (90.0, None, 0.0, 0.0),
+    }
+    tempo = {t["cut"]: t for t in analysis_real.calibration(rows, res, "tempo", (0.015, 0.05, 0.7))}
+    assert tempo[0.015] == {"cut": 0.015, "share below": 0.5, "right below": 0.5, "right above": 0.5,
+                            "errors below": 1, "errors": 2}
+    assert tempo[0.05]["share below"] == 0.75 and tempo[0.05]["errors below"] == 2
+    assert tempo[0.05]["right below"] == pytest.approx(1 / 3) and tempo[0.05]["right above"] == 1.0
+    assert tempo[0.7]["right above"] is None and tempo[0.7]["errors below"] == 2
+    key = analysis_real.calibration(rows, res, "key", (0.2,))[0]
+    fields = ("share below", "right below", "right above", "errors below")
+    assert [key[k] for k in fields] == [0.5, 0.5, 0.5, 1]
+    with pytest.raises(ValueError, match="expected 'tempo' or 'key'"):
+        analysis_real.calibration(rows, res, "loudness")

@@ -40,10 +40,11 @@ __all__ = [
 LOW_TEMPO_CONFIDENCE = 0.05
 """``bpm_confidence`` below this is a guess.
 
-Placeholder, to be recalibrated on the real-music benchmark's dev split
-(``benchmarks/analysis_real.py --split dev``; never the test split). Chosen
-there with ``audio-4.0`` as the simplest cut that separates right from wrong
-tempi: below 0.05 are 26 % of the dev files and 41 % of them are right (Acc1),
+Chosen on the real-music benchmark's dev split (never the test split), and
+re-checked there with every analyzer version that changed the tempo:
+``benchmarks/analysis_real.py --split dev --methods ours`` prints the table
+of cuts (``calibration``). With ``audio-4.0`` it was the simplest cut that
+separates right from wrong tempi: below 0.05 are 26 % of the dev files and 41 % of them are right (Acc1),
 above it 90 % are; 17 of the 25 dev errors fall below it. No demo song
 (synthesized, 0.18–0.44) falls below it. The tempo confidence is a product of
 two saturating terms, so its useful range is low: a half of the dev files
@@ -54,17 +55,25 @@ With ``audio-4.2`` (its confidence also weighs the winning level's own
 evidence): 27 % below, 53 % of them right against 86 % above, 14 of the 25
 errors below it; from 0.03 up the accuracy above the cut stays at 86 %, and
 0.08-0.15 flag 3-11 more files for at most one more error, so 0.05 stays.
+With ``audio-4.4`` (the candidates start from the level with the most periodic
+binary hierarchy): 28 % below, 55 % of them right against 86 % above, 14 of
+the 25 errors below it; 0.03 marks 4 files fewer for the same errors, and
+0.08-0.2 mark 3-16 files more for one more error: 0.05 stays.
 """
 
 LOW_KEY_CONFIDENCE = 0.2
 """``key_confidence`` below this is a guess.
 
-Placeholder, chosen like :data:`LOW_TEMPO_CONFIDENCE` (dev split, ``audio-4.0``):
+Chosen like :data:`LOW_TEMPO_CONFIDENCE` (dev split, ``audio-4.0``):
 below 0.2 are 19 % of the key-labelled dev files, 69 % of them right against
 86 % above it; on the 30 demo songs it marks 5, among them both wrong keys.
 With ``audio-4.1``: 10 % below, 71 % of them right against 84 % above.
 With ``audio-4.2`` (finer bass spectra): 11 % below, 75 % right against 84 %
-above; kept.
+above; kept. With ``audio-4.3`` (the tuning read from every frame's peaks, a
+shared fold; unchanged in ``audio-4.4``): 9 % below, none of them right
+against 88 % above, 6 of the 14 errors below it; 0.25 and 0.3 mark 11 % and
+14 % of the files, a quarter and two fifths of those right, for no more
+errors, and 0.1-0.15 leave 2 of those 6 errors unmarked: 0.2 stays.
 """
 
 GUESS_MARK = "?"
