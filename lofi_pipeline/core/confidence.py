@@ -44,8 +44,9 @@ Chosen on the real-music benchmark's dev split (never the test split), and
 re-checked there with every analyzer version that changed the tempo:
 ``benchmarks/analysis_real.py --split dev --methods ours`` prints the table
 of cuts (``calibration``). With ``audio-4.0`` it was the simplest cut that
-separates right from wrong tempi: below 0.05 are 26 % of the dev files and 41 % of them are right (Acc1),
-above it 90 % are; 17 of the 25 dev errors fall below it. No demo song
+separates right from wrong tempi: below 0.05 are 26 % of the dev files and
+41 % of them are right (Acc1), above it 90 % are; 17 of the 25 dev errors
+fall below it. No demo song
 (synthesized, 0.18–0.44) falls below it. The tempo confidence is a product of
 two saturating terms, so its useful range is low: a half of the dev files
 read below 0.25. Re-checked with ``audio-4.1`` on the same split: 0.05 is still
