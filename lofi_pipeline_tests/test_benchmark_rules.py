@@ -12,6 +12,7 @@ sys.path.insert(0, str(BENCH / "realmusic"))
 sys.path.insert(0, str(BENCH))
 
 import analysis_real  # noqa: E402
+import dev_probe  # noqa: E402
 import extra_dev_copies  # noqa: E402
 
 
@@ -71,14 +72,14 @@ def test_pairs_apply_both_rules_to_each_copy_against_its_original():
 
 def test_extra_copies_cover_every_original_with_each_kind_once():
     originals = [{"file": "m21_x__clean.ogg"}, {"file": "rec_y__orig.ogg"}]
-    jobs = extra_dev_copies._jobs(originals, ("shift", "stretch"))
+    jobs = extra_dev_copies.copy_jobs(originals, ("shift", "stretch"))
     per = len(extra_dev_copies.SHIFTS) + len(extra_dev_copies.STRETCHES)
     assert len(jobs) == 2 * per
     names = [dst for *_, dst in jobs]
     assert len(set(names)) == len(names)  # no copy overwrites another
     assert ("rec_y__orig.ogg", "stretch", 1.2, "rec_y__orig__t1.2.ogg") in jobs
     assert ("m21_x__clean.ogg", "shift", -5, "m21_x__clean__x-5.ogg") in jobs
-    only = extra_dev_copies._jobs(originals, ("stretch",))
+    only = extra_dev_copies.copy_jobs(originals, ("stretch",))
     assert {kind for _, kind, _, _ in only} == {"stretch"}
     assert len(only) == 2 * len(extra_dev_copies.STRETCHES)
 
@@ -104,3 +105,48 @@ def test_calibration_table_counts_right_and_wrong_answers_either_side_of_each_cu
     assert [key[k] for k in fields] == [0.5, 0.5, 0.5, 1]
     with pytest.raises(ValueError, match="expected 'tempo' or 'key'"):
         analysis_real.calibration(rows, res, "loudness")
+
+
+def test_extra_copies_tally_by_source_and_overall():
+    originals = [{"file": "rec.ogg", "source": "recording"}, {"file": "bach.ogg", "source": "music21"}]
+    jobs = [
+        ("rec.ogg", "stretch", 0.85, "rec__t0.85.ogg"),
+        ("rec.ogg", "shift", 4, "rec__x+4.ogg"),
+        ("bach.ogg", "stretch", 1.2, "bach__t1.2.ogg"),
+        ("bach.ogg", "shift", -2, "bach__x-2.ogg"),
+    ]
+    answers = {
+        "rec.ogg": (100.0, "A minor"), "rec__t0.85.ogg": (85.0, "A minor"),  # tempo moved along, key did not
+        "rec__x+4.ogg": (100.0, "C♯ minor"),
+        "bach.ogg": (60.0, "G major"), "bach__t1.2.ogg": (144.0, "G major"),  # read at twice the stretched tempo
+        "bach__x-2.ogg": (60.0, "F major"),
+    }
+    got = extra_dev_copies.tally(jobs, answers, extra_dev_copies.source_groups(originals))
+    assert got == {
+        ("stretch", "recording"): [True], ("stretch", "all"): [True, False],
+        ("shift", "recording"): [True], ("shift", "all"): [True, True],
+        ("stretch", "score or game MIDI"): [False], ("shift", "score or game MIDI"): [True],
+    }
+
+
+def test_dev_probe_caches_the_excerpt_once_and_reads_analyze_files_answers(tmp_path, monkeypatch):
+    import numpy as np
+
+    from lofi_pipeline.core import audio
+    from lofi_pipeline.core.synth import synthesize_song, write_audio
+
+    monkeypatch.setattr(dev_probe, "EXCERPTS", tmp_path / "excerpts")
+    dev_probe.EXCERPTS.mkdir()
+    song = write_audio(synthesize_song(bpm=96.0, key="F minor", seconds=20.0, sr=22050, seed=5),
+                       22050, tmp_path / "piece__clean.ogg")
+    assert dev_probe._cache_one(song) == "piece__clean.ogg"
+    cached = dev_probe.excerpt_path("piece__clean.ogg")
+    first = cached.stat().st_mtime_ns
+    dev_probe._cache_one(song)  # already there: not decoded again
+    assert cached.stat().st_mtime_ns == first
+    assert [p.name for p in dev_probe.EXCERPTS.iterdir()] == ["piece__clean.ogg.npy"]  # no partial file left
+    np.testing.assert_array_equal(np.load(cached), audio.analysis_excerpt(song))
+    name, (bpm, key, bpm_conf, key_conf) = dev_probe._read("piece__clean.ogg")
+    f = audio.analyze_file(song)
+    assert (name, bpm, key, bpm_conf, key_conf) == ("piece__clean.ogg", f.bpm, f.key, f.bpm_confidence,
+                                                    f.key_confidence)

@@ -41,7 +41,7 @@ SHIFTS = (1, -2, 4, -5)
 STRETCHES = (0.85, 0.95, 1.05, 1.2)
 
 
-def _jobs(originals: list[dict], kinds: tuple[str, ...]) -> list[tuple[str, str, float, str]]:
+def copy_jobs(originals: list[dict], kinds: tuple[str, ...]) -> list[tuple[str, str, float, str]]:
     """(source file, kind, semitones or factor, copy's file name) for every extra copy of ``kinds``."""
     jobs = []
     for r in originals:
@@ -67,7 +67,35 @@ def _analyse(path: str) -> tuple[str, tuple[float | None, str | None]]:
     from lofi_pipeline.core import audio
 
     a = audio.analyze_file(path)
-    return path, (a.bpm, a.key)
+    return Path(path).name, (a.bpm, a.key)
+
+
+def tally(jobs: list[tuple[str, str, float, str]], answers: dict[str, tuple],
+          source: dict[str, str]) -> dict[tuple[str, str], list[bool]]:
+    """Whether each extra copy reads its original's answer moved by as much, by (kind, source).
+
+    ``answers`` maps a file name (the original's, the copy's) to (bpm, key, ...);
+    ``source`` an original's name to the group it is counted in. Every copy is
+    counted under its original's source and under ``"all"``.
+    """
+    out: dict[tuple[str, str], list[bool]] = {}
+    for src, kind, amount, dst in jobs:
+        o, v = answers[src], answers[dst]
+        same = (shift_consistent(o[1], v[1], int(amount)) if kind == "shift"
+                else stretch_consistent(o[0], v[0], amount))
+        for name in (source[src], "all"):
+            out.setdefault((kind, name), []).append(same)
+    return out
+
+
+def source_groups(originals: list[dict]) -> dict[str, str]:
+    """Each original's group in the printed figures: recordings, or scores and game MIDI."""
+    return {r["file"]: "recording" if r["source"] == "recording" else "score or game MIDI" for r in originals}
+
+
+def print_tally(figures: dict[tuple[str, str], list[bool]]) -> None:
+    for (kind, name), oks in sorted(figures.items()):
+        print(f"{kind} consistency, extra dev copies, {name}: {np.mean(oks):.3f} ({len(oks)} pairs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         originals = [r for r in csv.DictReader(fh)
                      if r["split"] == "dev" and r["variant"] in ("orig", "clean")]
     kinds = ("shift", "stretch") if args.kind == "both" else (args.kind,)
-    jobs = _jobs(originals, kinds)
+    jobs = copy_jobs(originals, kinds)
     EXTRA.mkdir(exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
         for i, _ in enumerate(pool.map(_copy, jobs), 1):
@@ -91,18 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         paths = [str(CORPUS / r["file"]) for r in originals] + [str(EXTRA / dst) for *_, dst in jobs]
         answers = dict(pool.map(_analyse, paths, chunksize=4))
-    source = {r["file"]: "recording" if r["source"] == "recording" else "score or game MIDI"
-              for r in originals}
-    tally: dict[tuple[str, str], list[bool]] = {}
-    for src, kind, amount, dst in jobs:
-        o, v = answers[str(CORPUS / src)], answers[str(EXTRA / dst)]
-        same = (shift_consistent(o[1], v[1], int(amount)) if kind == "shift"
-                else stretch_consistent(o[0], v[0], amount))
-        for name in (source[src], "all"):
-            tally.setdefault((kind, name), []).append(same)
-    for (kind, name), oks in sorted(tally.items()):
-        print(f"{kind} consistency, extra dev copies, {name}: {np.mean(oks):.3f} ({len(oks)} pairs)")
+    print_tally(tally(jobs, answers, source_groups(originals)))
     return 0
+
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from scipy import signal
 
 from lofi_pipeline.core import audio, keys
 from lofi_pipeline.core.errors import AudioFileError
@@ -182,6 +183,31 @@ def test_analyze_file_end_to_end_mp3(tmp_path):
     assert f.content_hash == content_hash(path)
     assert f.analyzer_version == audio.ANALYZER_VERSION
     assert f.rms_energy > 0 and f.spectral_centroid_hz > 50
+
+
+@pytest.mark.parametrize("name", ["A_1_1_12a.flac", "A_1_1_12a.m4a"])  # libsndfile, then ffmpeg
+def test_analysis_excerpt_is_what_analyze_file_reads(tmp_path, name):
+    # Longer than the excerpt, so it is a window from the middle.
+    y = synthesize_song(bpm=88.0, key="D minor", seconds=audio.EXCERPT_SECONDS + 20.0, sr=22050, seed=62)
+    path = write_audio(y, 22050, tmp_path / name)
+    excerpt = audio.analysis_excerpt(path)
+    assert excerpt.dtype == np.float32
+    assert abs(len(excerpt) - audio.EXCERPT_SECONDS * audio.ANALYSIS_SR) <= audio.ANALYSIS_SR // 100
+    # It starts 10 s in: its first second matches the whole decode there, nowhere else.
+    whole = audio.load_audio(path, sr=SR)
+    match = signal.correlate(whole, excerpt[:SR], mode="valid", method="fft")
+    assert abs(int(np.argmax(match)) - 10 * SR) <= SR // 100
+    f = audio.analyze_file(path)
+    assert audio.estimate_tempo(excerpt, audio.ANALYSIS_SR) == (f.bpm, f.bpm_confidence)
+    assert audio.estimate_key(excerpt, audio.ANALYSIS_SR) == (f.key, f.key_confidence)
+    assert _within(f.bpm, 88.0) and f.key == "D minor"
+
+
+def test_analysis_excerpt_of_a_text_file_names_it(tmp_path):
+    path = tmp_path / "notes.mp3"
+    path.write_text("Arc 1: Neon Rain\n" * 50)
+    with pytest.raises(AudioFileError, match="notes.mp3"):
+        audio.analysis_excerpt(path)
 
 
 # ----------------------------------------------------------------- bad input

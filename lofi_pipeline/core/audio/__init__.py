@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 _HOMES = {
     "ANALYZER_VERSION": "analyze", "analyze_file": "analyze", "analyze_files": "analyze",
-    "ANALYSIS_SR": "decode", "EXCERPT_SECONDS": "decode", "iter_audio_files": "decode",
+    "ANALYSIS_SR": "decode", "EXCERPT_SECONDS": "decode", "analysis_excerpt": "decode",
+    "iter_audio_files": "decode",
     "load_audio": "decode", "_without_libmpg123_noise": "decode",
     "SUPPORTED_EXTENSIONS": "formats",
     "energy_level": "features", "tempo_category": "features",
@@ -44,7 +45,8 @@ _SUBMODULES = frozenset({"analyze", "decode", "features", "formats", "key", "spe
 
 if TYPE_CHECKING:
     from lofi_pipeline.core.audio.analyze import ANALYZER_VERSION, analyze_file, analyze_files
-    from lofi_pipeline.core.audio.decode import ANALYSIS_SR, EXCERPT_SECONDS, iter_audio_files, load_audio
+    from lofi_pipeline.core.audio.decode import (ANALYSIS_SR, EXCERPT_SECONDS, analysis_excerpt,
+                                                 iter_audio_files, load_audio)
     from lofi_pipeline.core.audio.features import energy_level, tempo_category
     from lofi_pipeline.core.audio.formats import SUPPORTED_EXTENSIONS
     from lofi_pipeline.core.audio.key import estimate_key
@@ -66,6 +68,7 @@ __all__ = [
     "ANALYZER_VERSION",
     "EXCERPT_SECONDS",
     "SUPPORTED_EXTENSIONS",
+    "analysis_excerpt",
     "analyze_file",
     "analyze_files",
     "camelot_code",

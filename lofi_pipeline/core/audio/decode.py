@@ -407,6 +407,21 @@ def _decode_for_analysis(path: Path, exe: str) -> _Decoded:
     return _decode_with_ffmpeg(path, exe)
 
 
+def analysis_excerpt(path: str | Path, *, ffmpeg_exe: str | None = None) -> np.ndarray:
+    """The mono excerpt at ``ANALYSIS_SR`` (the middle ``EXCERPT_SECONDS``) that tempo and key read.
+
+    The same checks and decode as :func:`analyze_file`'s (and the same
+    ``AudioFileError`` for a bad file), so ``estimate_tempo`` and
+    ``estimate_key`` on it give that function's answers; benchmarks cache it
+    to try analyzer variants without decoding again.
+    """
+    path = Path(path)
+    _precheck(path)
+    dec = _decode_for_analysis(path, ffmpeg_exe or _default_ffmpeg())
+    dec.wait_loudness()
+    return dec.excerpt
+
+
 def _decode_with_libsndfile(path: Path) -> _Decoded | None:
     """Decode with libsndfile; None when libsndfile cannot open the file."""
     import soundfile as sf
