@@ -417,8 +417,11 @@ def test_ui_serves_on_the_given_port_without_supersession_warning(lofi_home, tmp
            "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = tmp_path / "ui.err"
     with open(log, "w") as stderr:
+        # Ctrl-C as in a terminal: a suite started in the background (``make test &``)
+        # passes SIGINT on ignored, and an ignored SIGINT never reaches ``lofi ui``.
         proc = subprocess.Popen([sys.executable, "-m", "lofi_pipeline.cli", "ui", "--port", str(port),
-                                 "--host", "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+                                 "--host", "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, name = time.monotonic() + 120, None
         while time.monotonic() < deadline and name is None and proc.poll() is None:
