@@ -127,6 +127,12 @@ def _pc(key: str | None) -> tuple[int, str] | None:
     return None if parsed is None else (parsed.tonic, parsed.mode)
 
 
+def same_key(est: str | None, ref: str) -> bool:
+    """Whether ``est`` is ``ref`` (same tonic pitch class and mode, any spelling): MIREX's 1.0."""
+    e = _pc(est)
+    return e is not None and e == _pc(ref)
+
+
 def p_score(est: float | None, ref: float) -> float:
     import mir_eval
 
@@ -194,7 +200,7 @@ def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
     stretch = [ok for kind, ok, _, _ in pairs if kind == "stretch"]
     shift = [ok for kind, ok, _, _ in pairs if kind == "shift"]
     right_tempo = [h[0] for h in a1]
-    right_key = [key_score(res[r["file"]][1], r["key"]) == 1.0 for r in key_rows]
+    right_key = [same_key(res[r["file"]][1], r["key"]) for r in key_rows]
     return {
         "n_tempo": len(tempo_rows), "n_key": len(key_rows), "n_stretch": len(stretch), "n_shift": len(shift),
         "Acc1": float(np.mean(right_tempo)) if a1 else None,
@@ -249,7 +255,7 @@ def calibration(rows: list[dict], res: dict[str, tuple], kind: str,
         conf = [res[r["file"]][2] for r in labelled]
     elif kind == "key":
         labelled = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-        right = [key_score(res[r["file"]][1], r["key"]) == 1.0 for r in labelled]
+        right = [same_key(res[r["file"]][1], r["key"]) for r in labelled]
         conf = [res[r["file"]][3] for r in labelled]
     else:
         raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
@@ -369,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows:
                 res = results[m][r["file"]]
                 bad_t = r["bpm"] and r["variant"] in ("clean", "lofi") and not tempo_hits(res[0], float(r["bpm"]))[0]
-                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and key_score(res[1], r["key"]) < 1
+                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and not same_key(res[1], r["key"])
                 if bad_t or bad_k:
                     print(f"  {m} miss {r['file']}: ref {r['bpm'] or '-'} {r['key'] or '-'} -> "
                           f"{res[0]} ({res[2]}) {res[1]} ({res[3]})")

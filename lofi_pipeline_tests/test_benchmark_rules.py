@@ -84,6 +84,19 @@ def test_extra_copies_cover_every_original_with_each_kind_once():
     assert len(only) == 2 * len(extra_dev_copies.STRETCHES)
 
 
+@pytest.mark.parametrize(("est", "ref", "expected"), [
+    ("C♯ minor", "Db minor", True),   # enharmonic spellings of one key
+    ("E♭ major", "Eb major", True),
+    ("A minor", "C major", False),    # relative: MIREX 0.3, not right
+    ("A major", "A minor", False),
+    ("G major", "C major", False),    # a fifth up: MIREX 0.5
+    (None, "C major", False),
+    ("H minor", "C major", False),    # unreadable
+])
+def test_same_key_is_mirex_full_credit(est, ref, expected):
+    assert analysis_real.same_key(est, ref) is expected
+
+
 def test_calibration_table_counts_right_and_wrong_answers_either_side_of_each_cut():
     rows = [{"file": f"f{i}.ogg", "variant": "clean", "bpm": "100", "key": "A minor"} for i in range(4)]
     rows.append({"file": "copy.ogg", "variant": "tempo0.9", "bpm": "", "key": ""})  # not labelled: left out
