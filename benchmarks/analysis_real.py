@@ -190,27 +190,42 @@ def _pairs(rows: list[dict], res: dict[str, tuple]):
             yield "shift", shift_consistent(o[1], v[1], int(r["shift"])), o, v
 
 
+def _graded(rows: list[dict], res: dict[str, tuple], kind: str) -> tuple[list[dict], list[bool], list]:
+    """The rows labelled for ``kind`` ("tempo" or "key"), whether each answer is right, and its confidence.
+
+    Right is Acc1 for a tempo and the exact key (MIREX's full credit) for a key;
+    only the clean and lo-fi renders carry labels.
+    """
+    if kind == "tempo":
+        labelled = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
+        right = [tempo_hits(res[r["file"]][0], float(r["bpm"]))[0] for r in labelled]
+        return labelled, right, [res[r["file"]][2] for r in labelled]
+    if kind == "key":
+        labelled = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
+        right = [same_key(res[r["file"]][1], r["key"]) for r in labelled]
+        return labelled, right, [res[r["file"]][3] for r in labelled]
+    raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
+
+
 def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
-    tempo_rows = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
-    key_rows = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-    a1 = [tempo_hits(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
+    tempo_rows, right_tempo, tempo_conf = _graded(rows, res, "tempo")
+    key_rows, right_key, key_conf = _graded(rows, res, "key")
+    acc2 = [tempo_hits(res[r["file"]][0], float(r["bpm"]))[1] for r in tempo_rows]
     ps = [p_score(res[r["file"]][0], float(r["bpm"])) for r in tempo_rows]
     ks = [key_score(res[r["file"]][1], r["key"]) for r in key_rows]
     pairs = list(_pairs(rows, res))
     stretch = [ok for kind, ok, _, _ in pairs if kind == "stretch"]
     shift = [ok for kind, ok, _, _ in pairs if kind == "shift"]
-    right_tempo = [h[0] for h in a1]
-    right_key = [same_key(res[r["file"]][1], r["key"]) for r in key_rows]
     return {
         "n_tempo": len(tempo_rows), "n_key": len(key_rows), "n_stretch": len(stretch), "n_shift": len(shift),
-        "Acc1": float(np.mean(right_tempo)) if a1 else None,
-        "Acc2": float(np.mean([h[1] for h in a1])) if a1 else None,
+        "Acc1": float(np.mean(right_tempo)) if tempo_rows else None,
+        "Acc2": float(np.mean(acc2)) if tempo_rows else None,
         "P-score": float(np.mean(ps)) if ps else None,
         "key (MIREX)": float(np.mean(ks)) if ks else None,
         "stretch consistency": float(np.mean(stretch)) if stretch else None,
         "shift consistency": float(np.mean(shift)) if shift else None,
-        "tempo conf AUROC": auroc([res[r["file"]][2] for r in tempo_rows], right_tempo),
-        "key conf AUROC": auroc([res[r["file"]][3] for r in key_rows], right_key),
+        "tempo conf AUROC": auroc(tempo_conf, right_tempo),
+        "key conf AUROC": auroc(key_conf, right_key),
     }
 
 
@@ -249,16 +264,7 @@ def calibration(rows: list[dict], res: dict[str, tuple], kind: str,
     (``lofi_pipeline.core.confidence``) are chosen from, on the dev split. A
     missing confidence counts as 0.
     """
-    if kind == "tempo":
-        labelled = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
-        right = [tempo_hits(res[r["file"]][0], float(r["bpm"]))[0] for r in labelled]
-        conf = [res[r["file"]][2] for r in labelled]
-    elif kind == "key":
-        labelled = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-        right = [same_key(res[r["file"]][1], r["key"]) for r in labelled]
-        conf = [res[r["file"]][3] for r in labelled]
-    else:
-        raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
+    _, right, conf = _graded(rows, res, kind)
     c = np.asarray([x if x is not None else 0.0 for x in conf], float)
     ok = np.asarray(right, bool)
     out = []
@@ -283,7 +289,7 @@ def _print_calibration(rows: list[dict], res: dict[str, tuple]) -> dict[str, lis
     tables = {}
     for kind, threshold in (("tempo", LOW_TEMPO_CONFIDENCE), ("key", LOW_KEY_CONFIDENCE)):
         tables[kind] = table = calibration(rows, res, kind)
-        if not table or table[0]["share below"] is None:
+        if table[0]["share below"] is None:
             continue  # no labelled files of this kind in the split
         print(f"ours, {kind} confidence cuts ({table[0]['errors']} wrong answers; * the product's threshold):")
         for t in table:
