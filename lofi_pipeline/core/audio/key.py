@@ -8,8 +8,10 @@ peak the share expected as the 3rd or 5th partial of a peak below it, and
 folds what is left onto 12 pitch classes over 55 Hz - 2.1 kHz with soft
 edges. The bass register (55-260 Hz) is counted once more, averaged over
 the main spectrum and two with finer bins (``_bass_chroma``). The 24 keys are
-scored by correlation with the Krumhansl-Kessler and Temperley profiles;
-the confidence is the winner's margin over the best other key.
+scored by correlation with the Krumhansl-Kessler and Temperley profiles,
+the minor keys with a small head start (``_MINOR_BIAS``: both profile sets
+lean towards a minor piece's relative major); the confidence is the
+winner's margin over the best other key.
 
 A transposed copy of a song must read the same key moved by as much, so the
 chroma avoids what a transposition changes: where a partial falls on the
@@ -322,6 +324,17 @@ def _profile_matrix() -> np.ndarray:
 _PROFILES_Z = _profile_matrix()
 _PROFILE_WEIGHTS = (0.5, 0.5)
 """Weights of the Krumhansl-Kessler and Temperley correlations."""
+_MINOR_BIAS = 0.03
+"""Added to the 12 minor keys' correlations before the best key is taken.
+Both profile sets favour a minor piece's relative major: the major profiles'
+raised third and seventh are the minor's mediant and leading tone, which
+minor music plays anyway. Chosen on the benchmark's dev split (44 major, 30
+minor pieces): 0.03 takes MIREX key from 0.854 to 0.903 and shift
+consistency on the extra dev copies from 0.874 to 0.893 (the dev split's own
+152 copies stay at 0.822; 0.035-0.05 reach 0.84-0.86 there), and the
+synthetic corpus's key from 0.953 to 0.962 (an E-minor song read as G major
+is read right). Its major songs start to read minor at 0.038, so 0.03 keeps
+a margin below that."""
 
 
 def _key_scores(chroma: np.ndarray) -> np.ndarray:
@@ -352,7 +365,8 @@ def estimate_key(y: np.ndarray, sr: int) -> tuple[str | None, float]:
     The harmonic chroma (see ``_chroma``: drum-free, overtone-suppressed,
     tuning-corrected) is correlated with the Krumhansl-Kessler and Temperley
     major/minor profiles in all 12 transpositions; the two correlations are
-    averaged and the best of the 24 keys wins.
+    averaged, the minor keys get ``_MINOR_BIAS`` on top, and the best of the
+    24 keys wins.
 
     Parameters
     ----------
@@ -377,6 +391,7 @@ def estimate_key(y: np.ndarray, sr: int) -> tuple[str | None, float]:
     if not np.any(chroma) or np.ptp(chroma) < 1e-9:
         return None, 0.0
     scores = _key_scores(chroma)
+    scores[12:] += _MINOR_BIAS
     order = np.argsort(scores)[::-1]
     if scores[order[0]] <= 0:
         return None, 0.0
