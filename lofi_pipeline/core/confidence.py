@@ -81,7 +81,8 @@ right against 87 % above, 2 of the 10 errors below it. The minor pieces now
 read right were near-ties with their relative major and keep a small
 margin, so the cut marks more right keys than before; no cut separates
 better on these 70 keys (0.05: 3 % below, none right, the same 2 errors;
-0.3: 17 %, two thirds right, 4 errors), so 0.2 stays.
+0.3: 17 %, two thirds right, 4 errors), so 0.2 stays. Of the 30 demo
+songs, all still read in the right key, it marks 2.
 """
 
 GUESS_MARK = "?"
