@@ -70,13 +70,15 @@ def test_minor_progression_with_strong_overtones_is_not_its_relative_major_or_fi
     assert confidence > 0
 
 
+_AEOLIAN_LOOP = ([(0, 3, 7), (8, 12, 15), (3, 7, 10), (0, 3, 7)], [0, 8, 3, 0])
+"""i - VI - III - i in natural minor (chords, bass): no leading tone, every pitch
+class also the relative major's; only the tonic's weight and the bass tell
+them apart. A lo-fi staple."""
+
+
 @pytest.mark.parametrize("tonic_midi", [55, 57, 59, 60, 64, 65])  # G, A, B, C, E, F
 def test_aeolian_loop_reads_its_minor_tonic_not_its_relative_major(tonic_midi):
-    # i - VI - III - i in natural minor: no leading tone, every pitch class is
-    # also the relative major's, only the tonic's weight and the bass tell them
-    # apart. A lo-fi staple.
-    chords, bass = [(0, 3, 7), (8, 12, 15), (3, 7, 10), (0, 3, 7)], [0, 8, 3, 0]
-    est, confidence = key_mod.estimate_key(_progression(tonic_midi, chords, bass, loops=4), SR)
+    est, confidence = key_mod.estimate_key(_progression(tonic_midi, *_AEOLIAN_LOOP, loops=4), SR)
     assert keys.parse_key(est) == keys.Key(tonic_midi % 12, "minor")
     assert confidence > 0
 
@@ -85,8 +87,7 @@ def test_without_the_minor_bias_aeolian_loops_lean_major(monkeypatch):
     # What _MINOR_BIAS is for: with it at 0, some of the loops above read a
     # major key (their relative major or their VI).
     monkeypatch.setattr(key_mod, "_MINOR_BIAS", 0.0)
-    chords, bass = [(0, 3, 7), (8, 12, 15), (3, 7, 10), (0, 3, 7)], [0, 8, 3, 0]
-    modes = [keys.parse_key(key_mod.estimate_key(_progression(t, chords, bass, loops=4), SR)[0]).mode
+    modes = [keys.parse_key(key_mod.estimate_key(_progression(t, *_AEOLIAN_LOOP, loops=4), SR)[0]).mode
              for t in (55, 57, 59)]
     assert "major" in modes
 
