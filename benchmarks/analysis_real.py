@@ -190,21 +190,28 @@ def _pairs(rows: list[dict], res: dict[str, tuple]):
             yield "shift", shift_consistent(o[1], v[1], int(r["shift"])), o, v
 
 
+def _labelled(row: dict, kind: str) -> bool:
+    """Whether ``row`` is graded against a ``kind`` label ("tempo": its BPM, "key": its key).
+
+    Only the clean and lo-fi renders are; a stretched or shifted copy may carry
+    its original's key, but copies are scored by consistency with the original.
+    """
+    return bool(row["bpm" if kind == "tempo" else "key"]) and row["variant"] in ("clean", "lofi")
+
+
 def _graded(rows: list[dict], res: dict[str, tuple], kind: str) -> tuple[list[dict], list[bool], list]:
     """The rows labelled for ``kind`` ("tempo" or "key"), whether each answer is right, and its confidence.
 
-    Right is Acc1 for a tempo and the exact key (MIREX's full credit) for a key;
-    only the clean and lo-fi renders carry labels.
+    Right is Acc1 for a tempo and the exact key (MIREX's full credit) for a key.
     """
+    if kind not in ("tempo", "key"):
+        raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
+    labelled = [r for r in rows if _labelled(r, kind)]
     if kind == "tempo":
-        labelled = [r for r in rows if r["bpm"] and r["variant"] in ("clean", "lofi")]
         right = [tempo_hits(res[r["file"]][0], float(r["bpm"]))[0] for r in labelled]
         return labelled, right, [res[r["file"]][2] for r in labelled]
-    if kind == "key":
-        labelled = [r for r in rows if r["key"] and r["variant"] in ("clean", "lofi")]
-        right = [same_key(res[r["file"]][1], r["key"]) for r in labelled]
-        return labelled, right, [res[r["file"]][3] for r in labelled]
-    raise ValueError(f"kind {kind!r}: expected 'tempo' or 'key'")
+    right = [same_key(res[r["file"]][1], r["key"]) for r in labelled]
+    return labelled, right, [res[r["file"]][3] for r in labelled]
 
 
 def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
@@ -380,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods[:1]:
             for r in rows:
                 res = results[m][r["file"]]
-                bad_t = r["bpm"] and r["variant"] in ("clean", "lofi") and not tempo_hits(res[0], float(r["bpm"]))[0]
-                bad_k = r["key"] and r["variant"] in ("clean", "lofi") and not same_key(res[1], r["key"])
+                bad_t = _labelled(r, "tempo") and not tempo_hits(res[0], float(r["bpm"]))[0]
+                bad_k = _labelled(r, "key") and not same_key(res[1], r["key"])
                 if bad_t or bad_k:
                     print(f"  {m} miss {r['file']}: ref {r['bpm'] or '-'} {r['key'] or '-'} -> "
                           f"{res[0]} ({res[2]}) {res[1]} ({res[3]})")
