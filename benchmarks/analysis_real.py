@@ -37,6 +37,11 @@ Usage::
     python benchmarks/realmusic/build.py      # once: builds the corpus
     python benchmarks/analysis_real.py        # test split, all three methods
     python benchmarks/analysis_real.py --split dev --methods ours --show-errors
+    python benchmarks/analysis_real.py --rescore benchmarks/results/analysis_real_test.json
+
+Every run also prints 95 % bootstrap intervals over the pieces (``bootstrap``),
+so a gap can be told from the noise of a small split; ``--rescore`` scores a
+stored ``--json`` file's answers again, against the labels kept in the repo.
 """
 
 from __future__ import annotations
@@ -253,6 +258,98 @@ def confident_consistency(rows: list[dict], res: dict[str, tuple]) -> dict[str, 
     return out
 
 
+BOOTSTRAP_METRICS = {"Acc1": "n_tempo", "Acc2": "n_tempo", "P-score": "n_tempo", "key (MIREX)": "n_key",
+                     "stretch consistency": "n_stretch", "shift consistency": "n_shift"}
+"""The figures :func:`bootstrap` gives intervals for, each with the count it is averaged over."""
+
+
+def _replicates(rows: list[dict], results: dict[str, dict[str, tuple]], resamples: int,
+                seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Each method's figures over ``resamples`` resamplings of the pieces, drawn with replacement.
+
+    The unit is the piece (a labels row's ``group``), not the file: a piece's
+    clean and lo-fi renders and its stretched and shifted copies go in or out
+    together, as they are not independent (a piece read wrong tends to be
+    read wrong in every render, and both copies are judged against the same
+    original). Every method sees the same draws, so the differences are paired.
+    Returns ``{method: {metric: array of resamples}}`` (``nan`` where a draw
+    has nothing to average).
+    """
+    groups = sorted({r["group"] for r in rows})
+    by_group: dict[str, list[dict]] = {g: [] for g in groups}
+    for r in rows:
+        by_group[r["group"]].append(r)
+    counts = np.random.default_rng(seed).multinomial(len(groups), np.full(len(groups), 1 / len(groups)),
+                                                    size=resamples)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for method, res in results.items():
+        # Every figure is a mean, so a resample's is the draws' weighted sums over their weighted counts.
+        sums = np.zeros((len(groups), len(BOOTSTRAP_METRICS)))
+        ns = np.zeros_like(sums)
+        for i, g in enumerate(groups):
+            fig = score(by_group[g], res)
+            for j, (metric, n) in enumerate(BOOTSTRAP_METRICS.items()):
+                if fig[n]:
+                    sums[i, j], ns[i, j] = fig[metric] * fig[n], fig[n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (counts @ sums) / (counts @ ns)
+        out[method] = {metric: values[:, j] for j, metric in enumerate(BOOTSTRAP_METRICS)}
+    return out
+
+
+def bootstrap(rows: list[dict], results: dict[str, dict[str, tuple]], resamples: int = 2000,
+              seed: int = 0) -> dict:
+    """95 % intervals of every method's figures, and of ours against each other method.
+
+    A percentile bootstrap over pieces (see :func:`_replicates`). ``"intervals"``:
+    ``{method: {metric: [low, high]}}``. ``"ours against"``: ``{method: {metric:
+    {"difference": [low, high], "ahead": share, "behind": share}}}``, where the
+    difference is ours minus theirs and ``ahead`` / ``behind`` the shares of
+    resamples in which ours is higher / lower. On the test split one labelled
+    piece is about 2 points of Acc1 (two renders among 96 files) and one
+    original 1 point of a consistency (two copies among 194): the intervals
+    say which gaps are wider than that noise.
+    """
+    reps = _replicates(rows, results, resamples, seed)
+
+    def interval(x: np.ndarray) -> list[float] | None:
+        x = x[~np.isnan(x)]
+        return [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))] if len(x) else None
+
+    out: dict = {"resamples": resamples, "unit": "piece", "pieces": len({r["group"] for r in rows}),
+                 "intervals": {m: {k: interval(v) for k, v in figs.items()} for m, figs in reps.items()},
+                 "ours against": {}}
+    for other in reps:
+        if other == "ours" or "ours" not in reps:
+            continue
+        out["ours against"][other] = {}
+        for metric in BOOTSTRAP_METRICS:
+            d = reps["ours"][metric] - reps[other][metric]
+            d = d[~np.isnan(d)]
+            out["ours against"][other][metric] = {
+                "difference": interval(d), "ahead": float(np.mean(d > 0)) if len(d) else None,
+                "behind": float(np.mean(d < 0)) if len(d) else None}
+    return out
+
+
+def _print_bootstrap(boot: dict, figures: dict[str, dict]) -> None:
+    print(f"95 % intervals ({boot['resamples']} resamplings of the {boot['pieces']} pieces):")
+    methods = list(boot["intervals"])
+    print(f"{'metric':22s}" + "".join(f"{m:>22s}" for m in methods))
+    for metric in BOOTSTRAP_METRICS:
+        cells = []
+        for m in methods:
+            iv = boot["intervals"][m][metric]
+            cells.append(f"{figures[m][metric]:.3f} [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else "-")
+        print(f"{metric:22s}" + "".join(f"{c:>22s}" for c in cells))
+    for other, diffs in boot["ours against"].items():
+        print(f"ours minus {other} (share of resamples where ours is ahead / behind):")
+        for metric, d in diffs.items():
+            if d["difference"]:
+                print(f"  {metric:22s} [{d['difference'][0]:+.3f}, {d['difference'][1]:+.3f}]  "
+                      f"ahead {d['ahead']:.2f}, behind {d['behind']:.2f}")
+
+
 CALIBRATION_CUTS = {
     "tempo": (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2),
     "key": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
@@ -315,23 +412,8 @@ def _essentia_available() -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", choices=("dev", "test", "all"), default="test")
-    ap.add_argument("--methods", default="ours,seed,essentia", help="comma-separated: ours, seed, essentia")
-    ap.add_argument("--block", type=int, default=6)
-    ap.add_argument("--show-errors", action="store_true")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    labels = CORPUS / "labels.csv"
-    if not labels.exists():
-        sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
-    with open(labels) as fh:
-        rows = [r for r in csv.DictReader(fh) if args.split == "all" or r["split"] == args.split]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if "essentia" in methods and not _essentia_available():
-        print("Essentia is not installed (pip install essentia; AGPL-3, benchmark only): column skipped")
-        methods.remove("essentia")
+def _run(rows: list[dict], methods: list[str], block: int) -> tuple[dict[str, dict[str, tuple]], dict[str, float]]:
+    """Every method's answers for every row's file, and its wall seconds per file (methods take turns)."""
     paths = [str(CORPUS / r["file"]) for r in rows]
     results: dict[str, dict[str, tuple]] = {m: {} for m in methods}
     wall = dict.fromkeys(methods, 0.0)
@@ -340,23 +422,73 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for m in methods:  # warm-up: imports, numba compiles, Essentia's graph
             workers[m].submit(time_block, m, [paths[0]]).result()
-        for lo in range(0, len(paths), args.block):
-            block = paths[lo: lo + args.block]
+        for lo in range(0, len(paths), block):
+            chunk = paths[lo: lo + block]
             for m in methods:
                 time.sleep(0.2)
-                for p, (res, w) in zip(block, workers[m].submit(time_block, m, block).result()):
+                for p, (res, w) in zip(chunk, workers[m].submit(time_block, m, chunk).result()):
                     results[m][Path(p).name] = res
                     wall[m] += w
     finally:
         for pool in workers.values():
             pool.shutdown()
+    return results, {m: wall[m] / len(paths) for m in methods}
+
+
+def _read_rows(labels: Path, split: str) -> list[dict]:
+    with open(labels) as fh:
+        return [r for r in csv.DictReader(fh) if split == "all" or r["split"] == split]
+
+
+def _stored(path: Path) -> tuple[dict, dict[str, dict[str, tuple]], dict[str, float | None]]:
+    """A ``--json`` file's header, answers (as tuples) and seconds per file, for ``--rescore``."""
+    try:
+        stored = json.loads(path.read_text())
+        answers = {m: {f: tuple(a) for f, a in files.items()} for m, files in stored["answers"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        sys.exit(f"{path}: expected a results file written by analysis_real.py --json ({exc})")
+    return stored, answers, {m: stored.get("figures", {}).get(m, {}).get("s/file") for m in answers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    ap.add_argument("--methods", default="ours,seed,essentia", help="comma-separated: ours, seed, essentia")
+    ap.add_argument("--block", type=int, default=6)
+    ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--rescore", type=Path, metavar="RESULTS_JSON",
+                    help="score the answers stored in a --json file again, against the labels kept in the "
+                         "repo (no corpus and no analysis needed; its split and methods are used)")
+    ap.add_argument("--resamples", type=int, default=2000, help="bootstrap resamplings of the pieces (0: none)")
+    args = ap.parse_args(argv)
+    if args.rescore:
+        stored, results, per_file = _stored(args.rescore)
+        split, methods, machine_name = stored["split"], list(results), stored["machine"]
+        rows = [r for r in _read_rows(HERE / "realmusic" / "labels.csv", split) if r["file"] in results[methods[0]]]
+        analyzer = stored.get("analyzer_version")
+        load = stored.get("load_average")
+    else:
+        labels = CORPUS / "labels.csv"
+        if not labels.exists():
+            sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
+        split = args.split
+        rows = _read_rows(labels, split)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if "essentia" in methods and not _essentia_available():
+            print("Essentia is not installed (pip install essentia; AGPL-3, benchmark only): column skipped")
+            methods.remove("essentia")
+        results, per_file = _run(rows, methods, args.block)
+        from analysis import machine
+        from lofi_pipeline.core import audio
+
+        machine_name, analyzer, load = machine(), audio.ANALYZER_VERSION, os.getloadavg()[0]
     figures = {m: score(rows, results[m]) for m in methods}
     for m in methods:
-        figures[m]["s/file"] = wall[m] / len(paths)
-    from analysis import machine
+        figures[m]["s/file"] = per_file[m]
 
     first = figures[methods[0]]
-    print(f"machine: {machine()}; split {args.split}: {len(paths)} files, {first['n_tempo']} tempo-labelled, "
+    print(f"machine: {machine_name}; split {split}: {len(rows)} files, {first['n_tempo']} tempo-labelled, "
           f"{first['n_key']} key-labelled, {first['n_stretch']} stretched and {first['n_shift']} shifted copies")
     metrics = ["Acc1", "Acc2", "P-score", "key (MIREX)", "stretch consistency", "shift consistency",
                "tempo conf AUROC", "key conf AUROC", "s/file"]
@@ -372,15 +504,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures['ours']['shift consistency, both confident'] or 0:.3f} "
               f"({figures['ours']['n_shift, both confident']} pairs)")
         figures["ours"]["calibration"] = _print_calibration(rows, results["ours"])
-    if "seed" in methods and "ours" in methods:
-        print(f"speed-up vs the seed method: {wall['seed'] / wall['ours']:.2f}x less wall time per file")
+    if "seed" in methods and "ours" in methods and per_file["seed"] and per_file["ours"]:
+        print(f"speed-up vs the seed method: {per_file['seed'] / per_file['ours']:.2f}x less wall time per file")
+    boot = bootstrap(rows, results, args.resamples) if args.resamples > 0 else None
+    if boot:
+        _print_bootstrap(boot, figures)
     if args.json:
-        from lofi_pipeline.core import audio
-
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "split": args.split,
-                                         "analyzer_version": audio.ANALYZER_VERSION,
-                                         "load_average": os.getloadavg()[0], "figures": figures,
+        args.json.write_text(json.dumps({"machine": machine_name, "split": split, "analyzer_version": analyzer,
+                                         "load_average": load, "figures": figures, "bootstrap": boot,
                                          "answers": {m: {f: list(r) for f, r in sorted(results[m].items())}
                                                      for m in methods}}, indent=1) + "\n")
     if args.show_errors:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -163,3 +165,74 @@ def test_dev_probe_caches_the_excerpt_once_and_reads_analyze_files_answers(tmp_p
     f = audio.analyze_file(song)
     assert (name, bpm, key, bpm_conf, key_conf) == ("piece__clean.ogg", f.bpm, f.key, f.bpm_confidence,
                                                     f.key_confidence)
+
+
+def _stretch_rows(groups: int) -> list[dict]:
+    rows = []
+    for g in range(groups):
+        rows.append({"group": f"g{g}", "file": f"g{g}__orig.ogg", "variant": "orig", "stretch": "1.0",
+                     "shift": "0", "bpm": "", "key": ""})
+        for factor in ("0.9", "1.12"):
+            rows.append({"group": f"g{g}", "file": f"g{g}__tempo{factor}.ogg", "variant": f"tempo{factor}",
+                         "stretch": factor, "shift": "0", "bpm": "", "key": ""})
+    return rows
+
+
+def _answers(rows: list[dict], wrong_groups: set[str]) -> dict[str, tuple]:
+    """Every copy read at its original's 100 BPM times the factor, except in ``wrong_groups`` (half of that)."""
+    res = {}
+    for r in rows:
+        bpm = 100.0 * float(r["stretch"])
+        if r["variant"] != "orig" and r["group"] in wrong_groups:
+            bpm /= 2
+        res[r["file"]] = (bpm, None, 0.5, 0.0)
+    return res
+
+
+def test_bootstrap_draws_whole_pieces_so_copies_of_one_piece_move_together():
+    rows = _stretch_rows(4)
+    reps = analysis_real._replicates(rows, {"ours": _answers(rows, {"g0"})}, 500, seed=1)
+    values = reps["ours"]["stretch consistency"]
+    # 4 pieces of 2 copies each: a draw of pieces gives a multiple of 1/4; a draw of single copies would
+    # also give 1/8, 3/8, ...
+    assert np.allclose(values * 4, np.rint(values * 4))
+    assert set(np.rint(values * 4).astype(int)) >= {2, 3, 4}
+    assert np.isnan(reps["ours"]["Acc1"]).all()  # nothing labelled with a tempo: no figure, not 0
+
+
+def test_bootstrap_intervals_and_paired_differences():
+    rows = _stretch_rows(12)
+    results = {"ours": _answers(rows, set()), "other": _answers(rows, {"g0", "g1", "g2"})}
+    boot = analysis_real.bootstrap(rows, results, resamples=800, seed=0)
+    assert boot["pieces"] == 12
+    assert boot["intervals"]["ours"]["stretch consistency"] == [1.0, 1.0]
+    low, high = boot["intervals"]["other"]["stretch consistency"]
+    assert low < 0.75 < high <= 1.0
+    vs = boot["ours against"]["other"]["stretch consistency"]
+    # Paired draws: ours is never behind; it is level only when a draw misses all three wrong pieces.
+    assert vs["behind"] == 0.0
+    assert 0.85 < vs["ahead"] < 1.0
+    assert vs["difference"][0] >= 0.0
+    assert set(boot["ours against"]) == {"other"}  # ours is not set against itself
+
+
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_rescore_reproduces_the_stored_figures_from_the_stored_answers(split, tmp_path, capsys):
+    stored_path = BENCH / "results" / f"analysis_real_{split}.json"
+    stored = json.loads(stored_path.read_text())
+    out = tmp_path / "again.json"
+    assert analysis_real.main(["--rescore", str(stored_path), "--json", str(out), "--resamples", "300"]) == 0
+    again = json.loads(out.read_text())
+    assert again["answers"] == stored["answers"]
+    assert again["figures"] == stored["figures"]  # the same rules on the same answers, to the last digit
+    for method, figures in stored["figures"].items():
+        for metric, (low, high) in again["bootstrap"]["intervals"][method].items():
+            assert low <= figures[metric] <= high, (method, metric)
+    assert "95 % intervals" in capsys.readouterr().out
+
+
+def test_rescore_names_the_file_it_cannot_read(tmp_path):
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"figures": {}}')
+    with pytest.raises(SystemExit, match=r"notes\.json: expected a results file"):
+        analysis_real.main(["--rescore", str(bad)])
