@@ -33,9 +33,9 @@ bench: $(STAMP)
 # The real-music corpus needs system packages (FluidSynth, a soundfont, sox, packaged game music).
 bench-real: $(STAMP)
 	$(PIP) install --quiet -e '.[dev,bench]'
-	bash benchmarks/realmusic/setup.sh
-	$(VENV)/bin/python benchmarks/realmusic/build.py
+	bash benchmarks/realmusic/setup.sh $(VENV)/bin/python
 	$(VENV)/bin/python benchmarks/analysis_real.py
+	$(VENV)/bin/python benchmarks/analysis_real.py --corpus benchmarks/realmusic/corpus/holdout --split all
 
 clean-data:
 	rm -rf data/lofi.duckdb data/export data/dagster_home Tracks/*/

@@ -412,9 +412,10 @@ def _essentia_available() -> bool:
     return True
 
 
-def _run(rows: list[dict], methods: list[str], block: int) -> tuple[dict[str, dict[str, tuple]], dict[str, float]]:
-    """Every method's answers for every row's file, and its wall seconds per file (methods take turns)."""
-    paths = [str(CORPUS / r["file"]) for r in rows]
+def _run(rows: list[dict], methods: list[str], block: int, corpus: Path = CORPUS
+         ) -> tuple[dict[str, dict[str, tuple]], dict[str, float]]:
+    """Every method's answers for every row's file in ``corpus``, and its wall seconds per file (methods take turns)."""
+    paths = [str(corpus / r["file"]) for r in rows]
     results: dict[str, dict[str, tuple]] = {m: {} for m in methods}
     wall = dict.fromkeys(methods, 0.0)
     ctx = multiprocessing.get_context("spawn")
@@ -457,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=6)
     ap.add_argument("--show-errors", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--corpus", type=Path, default=CORPUS,
+                    help="a corpus folder with its labels.csv (default: build.py's; "
+                         "realmusic/holdout.py builds corpus/holdout)")
+    ap.add_argument("--labels", type=Path, default=HERE / "realmusic" / "labels.csv",
+                    help="the labels --rescore scores against (default: the corpus's copy in the repo; "
+                         "realmusic/holdout_labels.csv for the holdout set)")
     ap.add_argument("--rescore", type=Path, metavar="RESULTS_JSON",
                     help="score the answers stored in a --json file again, against the labels kept in the "
                          "repo (no corpus and no analysis needed; its split and methods are used)")
@@ -465,20 +472,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         stored, results, per_file = _stored(args.rescore)
         split, methods, machine_name = stored["split"], list(results), stored["machine"]
-        rows = [r for r in _read_rows(HERE / "realmusic" / "labels.csv", split) if r["file"] in results[methods[0]]]
+        rows = [r for r in _read_rows(args.labels, split) if r["file"] in results[methods[0]]]
+        if not rows:
+            sys.exit(f"{args.labels}: none of the files answered in {args.rescore} (split {split})")
         analyzer = stored.get("analyzer_version")
         load = stored.get("load_average")
     else:
-        labels = CORPUS / "labels.csv"
+        labels = args.corpus / "labels.csv"
         if not labels.exists():
-            sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
+            sys.exit(f"no corpus at {args.corpus}: run python benchmarks/realmusic/build.py "
+                     "(or realmusic/holdout.py) first")
         split = args.split
         rows = _read_rows(labels, split)
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         if "essentia" in methods and not _essentia_available():
             print("Essentia is not installed (pip install essentia; AGPL-3, benchmark only): column skipped")
             methods.remove("essentia")
-        results, per_file = _run(rows, methods, args.block)
+        results, per_file = _run(rows, methods, args.block, args.corpus)
         from analysis import machine
         from lofi_pipeline.core import audio
 

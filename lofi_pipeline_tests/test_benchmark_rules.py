@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -216,19 +217,75 @@ def test_bootstrap_intervals_and_paired_differences():
     assert set(boot["ours against"]) == {"other"}  # ours is not set against itself
 
 
-@pytest.mark.parametrize("split", ["test", "dev"])
-def test_rescore_reproduces_the_stored_figures_from_the_stored_answers(split, tmp_path, capsys):
-    stored_path = BENCH / "results" / f"analysis_real_{split}.json"
+@pytest.mark.parametrize(("results", "labels"), [
+    ("analysis_real_test.json", "labels.csv"),
+    ("analysis_real_dev.json", "labels.csv"),
+    ("analysis_real_holdout.json", "holdout_labels.csv"),
+])
+def test_rescore_reproduces_the_stored_figures_from_the_stored_answers(results, labels, tmp_path, capsys):
+    stored_path = BENCH / "results" / results
     stored = json.loads(stored_path.read_text())
     out = tmp_path / "again.json"
-    assert analysis_real.main(["--rescore", str(stored_path), "--json", str(out), "--resamples", "300"]) == 0
+    assert analysis_real.main(["--rescore", str(stored_path), "--labels", str(BENCH / "realmusic" / labels),
+                               "--json", str(out), "--resamples", "300"]) == 0
     again = json.loads(out.read_text())
     assert again["answers"] == stored["answers"]
     assert again["figures"] == stored["figures"]  # the same rules on the same answers, to the last digit
     for method, figures in stored["figures"].items():
-        for metric, (low, high) in again["bootstrap"]["intervals"][method].items():
-            assert low <= figures[metric] <= high, (method, metric)
+        intervals = again["bootstrap"]["intervals"][method]
+        assert intervals["stretch consistency"] and intervals["shift consistency"]
+        for metric, interval in intervals.items():
+            if figures[metric] is None:
+                assert interval is None, (method, metric)  # nothing labelled: no figure and no interval
+            else:
+                assert interval[0] <= figures[metric] <= interval[1], (method, metric)
     assert "95 % intervals" in capsys.readouterr().out
+
+
+def test_rescore_against_labels_without_those_files_says_so(tmp_path):
+    stored_path = BENCH / "results" / "analysis_real_holdout.json"
+    with pytest.raises(SystemExit, match=r"labels\.csv: none of the files answered"):
+        analysis_real.main(["--rescore", str(stored_path), "--labels", str(BENCH / "realmusic" / "labels.csv")])
+
+
+def test_holdout_takes_turns_between_packages_in_hash_order(tmp_path, monkeypatch):
+    import zipfile
+
+    import holdout
+
+    pk3 = tmp_path / "0music.pk3"
+    with zipfile.ZipFile(pk3, "w") as z:
+        for name in ("a.ogg", "b.ogg", "c.ogg"):
+            z.writestr(f"music/{name}", b"not audio: the builder only unpacks here")
+        z.writestr("music/readme.txt", b"x")
+    wesnoth = tmp_path / "wesnoth"
+    wesnoth.mkdir()
+    (wesnoth / "w1.ogg").write_bytes(b"x")
+    monkeypatch.setattr(holdout, "UFOAI_PK3", pk3)
+    monkeypatch.setattr(holdout, "WESNOTH_MUSIC", wesnoth)
+    unpack = tmp_path / "src"
+    ufoai, wes = holdout.sources(unpack)
+    assert sorted(p.name for p in ufoai) == ["a.ogg", "b.ogg", "c.ogg"]
+    assert [p.name for p in ufoai] == [p.name for p in holdout._hashed(ufoai)]
+    assert (unpack / "a.ogg").read_bytes() == b"not audio: the builder only unpacks here"
+    assert [p.name for p in wes] == ["w1.ogg"]
+    chosen = holdout.pick([ufoai, wes], 3)
+    assert [p.name for p in chosen] == [ufoai[0].name, "w1.ogg", ufoai[1].name]
+    assert len(holdout.pick([ufoai, wes], 10)) == 4  # everything, once
+    # Unpacking again leaves the files as they are and finds the same ones.
+    assert holdout.sources(unpack)[0] == ufoai
+
+
+def test_holdout_labels_are_consistency_pairs_only():
+    rows = list(csv.DictReader((BENCH / "realmusic" / "holdout_labels.csv").read_text().splitlines()))
+    assert rows and {r["split"] for r in rows} == {"holdout"}
+    assert not any(r["bpm"] or r["key"] for r in rows)
+    originals = {r["group"] for r in rows if r["variant"] == "orig"}
+    for g in originals:
+        assert sorted(r["variant"] for r in rows if r["group"] == g) == [
+            "orig", "pitch+2", "pitch-3", "tempo0.9", "tempo1.12"]
+    main = {r["group"] for r in csv.DictReader((BENCH / "realmusic" / "labels.csv").read_text().splitlines())}
+    assert not originals & main  # no piece of the corpus the analyzer was tuned on
 
 
 def test_rescore_names_the_file_it_cannot_read(tmp_path):

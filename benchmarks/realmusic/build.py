@@ -340,14 +340,14 @@ def sox_copy(src: Path, dst: Path, kind: str, amount: float) -> None:
     subprocess.run(["sox", str(src), str(dst), *effect], check=True, capture_output=True)
 
 
-def _sox_variants(src: Path, stem: str) -> list[tuple[str, float, int, Path]]:
+def _sox_variants(src: Path, stem: str, folder: Path = CORPUS) -> list[tuple[str, float, int, Path]]:
     out = []
     for f in STRETCHES:
-        dst = CORPUS / f"{stem}__tempo{f}.ogg"
+        dst = folder / f"{stem}__tempo{f}.ogg"
         sox_copy(src, dst, "stretch", f)
         out.append((f"tempo{f}", f, 0, dst))
     for s in SHIFTS:
-        dst = CORPUS / f"{stem}__pitch{s:+d}.ogg"
+        dst = folder / f"{stem}__pitch{s:+d}.ogg"
         sox_copy(src, dst, "shift", s)
         out.append((f"pitch{s:+d}", 1.0, s, dst))
     return out
@@ -411,11 +411,12 @@ def _recording_group(path: Path) -> str:
     return f"rec:{path.parent.name}/{path.name}"
 
 
-def build_recording(args: tuple[Path, float, str]) -> list[Row]:
+def build_recording(args: tuple[Path, float, str], folder: Path = CORPUS) -> list[Row]:
+    """The excerpt of one recording and its four sox copies, written to ``folder``; their label rows."""
     path, seconds, ffmpeg = args
     group = _recording_group(path)
     stem = _stem(group)
-    base = CORPUS / f"{stem}__orig.ogg"
+    base = folder / f"{stem}__orig.ogg"
     import soundfile as sf
 
     # ffmpeg decodes the ogg and mp3 files and the tracker modules (libopenmpt);
@@ -439,7 +440,7 @@ def build_recording(args: tuple[Path, float, str]) -> list[Row]:
         return []
     _write(y, base)
     rows = [Row(base.name, group, "recording", split_of(group), "orig")]
-    for variant, f, s, dst in _sox_variants(base, stem):
+    for variant, f, s, dst in _sox_variants(base, stem, folder):
         rows.append(Row(dst.name, group, "recording", split_of(group), variant, None, None, f, s))
     return rows
 
@@ -533,14 +534,19 @@ def _rebuild_recordings(seconds: float, workers: int, keep_built: bool = False) 
     return _write_labels(rows)
 
 
-def _write_labels(rows: list[Row]) -> int:
+def write_labels(rows: list[Row], targets: tuple[Path, ...]) -> None:
+    """``rows`` as a labels CSV at each of ``targets`` (no label: an empty cell)."""
     names = [f.name for f in fields(Row)]
-    for target in (CORPUS / "labels.csv", HERE / "labels.csv"):
+    for target in targets:
         with open(target, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=names)
             w.writeheader()
             for r in rows:
                 w.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+
+
+def _write_labels(rows: list[Row]) -> int:
+    write_labels(rows, (CORPUS / "labels.csv", HERE / "labels.csv"))
     n_bpm = sum(r.bpm is not None for r in rows)
     n_key = sum(r.key is not None for r in rows)
     print(f"{len(rows)} files in {CORPUS}: {n_bpm} tempo-labelled, {n_key} key-labelled, "
