@@ -414,7 +414,7 @@ def _essentia_available() -> bool:
 
 def _run(rows: list[dict], methods: list[str], block: int, corpus: Path = CORPUS
          ) -> tuple[dict[str, dict[str, tuple]], dict[str, float]]:
-    """Every method's answers for every row's file in ``corpus``, and its wall seconds per file (methods take turns)."""
+    """Each method's answers for every row's file in ``corpus``, and its wall seconds per file."""
     paths = [str(corpus / r["file"]) for r in rows]
     results: dict[str, dict[str, tuple]] = {m: {} for m in methods}
     wall = dict.fromkeys(methods, 0.0)
@@ -467,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rescore", type=Path, metavar="RESULTS_JSON",
                     help="score the answers stored in a --json file again, against the labels kept in the "
                          "repo (no corpus and no analysis needed; its split and methods are used)")
-    ap.add_argument("--resamples", type=int, default=2000, help="bootstrap resamplings of the pieces (0: none)")
+    ap.add_argument("--resamples", type=int, default=2000,
+                    help="bootstrap resamplings of the pieces (0: none)")
     args = ap.parse_args(argv)
     if args.rescore:
         stored, results, per_file = _stored(args.rescore)
@@ -515,14 +516,16 @@ def main(argv: list[str] | None = None) -> int:
               f"({figures['ours']['n_shift, both confident']} pairs)")
         figures["ours"]["calibration"] = _print_calibration(rows, results["ours"])
     if "seed" in methods and "ours" in methods and per_file["seed"] and per_file["ours"]:
-        print(f"speed-up vs the seed method: {per_file['seed'] / per_file['ours']:.2f}x less wall time per file")
+        speed_up = per_file["seed"] / per_file["ours"]
+        print(f"speed-up vs the seed method: {speed_up:.2f}x less wall time per file")
     boot = bootstrap(rows, results, args.resamples) if args.resamples > 0 else None
     if boot:
         _print_bootstrap(boot, figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine_name, "split": split, "analyzer_version": analyzer,
-                                         "load_average": load, "figures": figures, "bootstrap": boot,
+        args.json.write_text(json.dumps({"machine": machine_name, "split": split,
+                                         "analyzer_version": analyzer, "load_average": load,
+                                         "figures": figures, "bootstrap": boot,
                                          "answers": {m: {f: list(r) for f, r in sorted(results[m].items())}
                                                      for m in methods}}, indent=1) + "\n")
     if args.show_errors:

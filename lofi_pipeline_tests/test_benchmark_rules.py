@@ -180,7 +180,7 @@ def _stretch_rows(groups: int) -> list[dict]:
 
 
 def _answers(rows: list[dict], wrong_groups: set[str]) -> dict[str, tuple]:
-    """Every copy read at its original's 100 BPM times the factor, except in ``wrong_groups`` (half of that)."""
+    """Each copy read at its original's 100 BPM times the factor, except in ``wrong_groups`` (half that)."""
     res = {}
     for r in rows:
         bpm = 100.0 * float(r["stretch"])
@@ -245,12 +245,14 @@ def test_rescore_reproduces_the_stored_figures_from_the_stored_answers(results, 
 def test_rescore_against_labels_without_those_files_says_so(tmp_path):
     stored_path = BENCH / "results" / "analysis_real_holdout.json"
     with pytest.raises(SystemExit, match=r"labels\.csv: none of the files answered"):
-        analysis_real.main(["--rescore", str(stored_path), "--labels", str(BENCH / "realmusic" / "labels.csv")])
+        analysis_real.main(["--rescore", str(stored_path),
+                            "--labels", str(BENCH / "realmusic" / "labels.csv")])
 
 
 def test_holdout_takes_turns_between_packages_in_hash_order(tmp_path, monkeypatch):
     import zipfile
 
+    import build
     import holdout
 
     pk3 = tmp_path / "0music.pk3"
@@ -263,17 +265,20 @@ def test_holdout_takes_turns_between_packages_in_hash_order(tmp_path, monkeypatc
     (wesnoth / "w1.ogg").write_bytes(b"x")
     monkeypatch.setattr(holdout, "UFOAI_PK3", pk3)
     monkeypatch.setattr(holdout, "WESNOTH_MUSIC", wesnoth)
-    unpack = tmp_path / "src"
-    ufoai, wes = holdout.sources(unpack)
+    src = tmp_path / "src"
+    ufoai, wes = holdout.sources(src)
     assert sorted(p.name for p in ufoai) == ["a.ogg", "b.ogg", "c.ogg"]
     assert [p.name for p in ufoai] == [p.name for p in holdout._hashed(ufoai)]
-    assert (unpack / "a.ogg").read_bytes() == b"not audio: the builder only unpacks here"
-    assert [p.name for p in wes] == ["w1.ogg"]
+    assert (src / "ufoai" / "a.ogg").read_bytes() == b"not audio: the builder only unpacks here"
+    # The packaged file is linked, never copied or moved: the group names the package.
+    assert wes == [src / "wesnoth" / "w1.ogg"] and wes[0].resolve() == (wesnoth / "w1.ogg").resolve()
+    assert build._recording_group(wes[0]) == "rec:wesnoth/w1.ogg"
     chosen = holdout.pick([ufoai, wes], 3)
     assert [p.name for p in chosen] == [ufoai[0].name, "w1.ogg", ufoai[1].name]
     assert len(holdout.pick([ufoai, wes], 10)) == 4  # everything, once
-    # Unpacking again leaves the files as they are and finds the same ones.
-    assert holdout.sources(unpack)[0] == ufoai
+    # Unpacking and linking again leaves the files as they are and finds the same ones.
+    assert holdout.sources(src) == [ufoai, wes]
+    assert (wesnoth / "w1.ogg").read_bytes() == b"x"
 
 
 def test_holdout_labels_are_consistency_pairs_only():

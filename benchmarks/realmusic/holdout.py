@@ -52,7 +52,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
-from build import CORPUS, Row, build_recording, write_labels  # noqa: E402  (the corpus's own excerpt and copy rules)
+# The corpus's own excerpt and copy rules.
+from build import CORPUS, Row, build_recording, write_labels  # noqa: E402
 
 HOLDOUT = CORPUS / "holdout"
 UFOAI_PK3 = Path("/usr/share/games/ufoai/base/0music.pk3")
@@ -64,10 +65,16 @@ def _hashed(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
 
 
-def sources(unpack_to: Path) -> list[list[Path]]:
-    """Each package's recordings (ufoai's unpacked from its archive into ``unpack_to``), hash-ordered."""
+def sources(src: Path) -> list[list[Path]]:
+    """Each package's recordings, hash-ordered, under ``src/ufoai`` and ``src/wesnoth``.
+
+    ufoai's are unpacked from its archive; wesnoth's are linked, so that a
+    recording's group (``rec:<folder>/<file>``, ``build._recording_group``)
+    names its package.
+    """
     ufoai: list[Path] = []
     if UFOAI_PK3.exists():
+        unpack_to = src / "ufoai"
         unpack_to.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(UFOAI_PK3) as pk3:
             for info in pk3.infolist():
@@ -80,25 +87,32 @@ def sources(unpack_to: Path) -> list[list[Path]]:
                     tmp.write_bytes(pk3.read(info))
                     tmp.replace(target)
                 ufoai.append(target)
-    wesnoth = sorted(WESNOTH_MUSIC.glob("*.ogg")) if WESNOTH_MUSIC.is_dir() else []
+    wesnoth: list[Path] = []
+    for path in sorted(WESNOTH_MUSIC.glob("*.ogg")) if WESNOTH_MUSIC.is_dir() else []:
+        link = src / "wesnoth" / path.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(path)
+        wesnoth.append(link)
     return [_hashed(ufoai), _hashed(wesnoth)]
 
 
 def pick(per_package: list[list[Path]], n: int) -> list[Path]:
-    """``n`` recordings, taking turns between the packages (a package that runs out leaves the rest to the other)."""
+    """``n`` recordings, taking turns between the packages (one that runs out leaves the rest)."""
     turns = [p for group in zip_longest(*per_package) for p in group if p is not None]
     return turns[:n]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=50, help="recordings to take (default 50: 100 pairs of each kind)")
+    ap.add_argument("--n", type=int, default=50,
+                    help="recordings to take (default 50; a recording under 20 s is left out)")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each excerpt (s)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     if not shutil.which("sox"):
         sys.exit("sox is missing: apt-get install sox libsox-fmt-all")
-    per_package = sources(HOLDOUT / "_src" / "ufoai")
+    per_package = sources(HOLDOUT / "_src")
     if not all(per_package):
         missing = [pkg for pkg, found in zip(PACKAGES, per_package) if not found]
         sys.exit(f"no recordings from {', '.join(missing)}: apt-get install {' '.join(missing)}")
@@ -111,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         old.unlink()
     rows: list[Row] = []
     with ProcessPoolExecutor(args.workers) as pool:
-        for res in pool.map(partial(build_recording, folder=HOLDOUT), [(p, args.seconds, ffmpeg) for p in chosen]):
+        jobs = [(p, args.seconds, ffmpeg) for p in chosen]
+        for res in pool.map(partial(build_recording, folder=HOLDOUT), jobs):
             rows += [replace(r, split="holdout") for r in res]
     write_labels(rows, (HOLDOUT / "labels.csv", HERE / "holdout_labels.csv"))
     originals = sum(r.variant == "orig" for r in rows)
-    print(f"{originals} recordings ({len(rows)} files) in {HOLDOUT}; labels also in {HERE / 'holdout_labels.csv'}")
+    print(f"{originals} recordings ({len(rows)} files) in {HOLDOUT}; "
+          f"labels also in {HERE / 'holdout_labels.csv'}")
     return 0
 
 
