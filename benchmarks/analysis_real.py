@@ -17,7 +17,9 @@ split (``--split test`` by default; parameters are only ever chosen with
   ``None`` counts as consistent, one ``None`` does not);
 * confidence: AUROC of the confidence for telling right from wrong answers
   (1.0: every wrong answer has a lower confidence than every right one;
-  0.5: the confidence says nothing), for Acc1 and exact key; and our
+  0.5: the confidence says nothing), for Acc1 and exact key, and of a
+  pair's lower confidence for telling consistent pairs from the others
+  (``pair_auroc``: needs no labels); and our
   consistency over the pairs whose two readings are both confident (not
   marked as guesses), and a table of confidence cuts (``calibration``:
   the share of files below each cut and how many of them are right, the
@@ -219,6 +221,20 @@ def _graded(rows: list[dict], res: dict[str, tuple], kind: str) -> tuple[list[di
     return labelled, right, [res[r["file"]][3] for r in labelled]
 
 
+def pair_auroc(pairs: list[tuple], kind: str) -> float | None:
+    """How well a pair's lower confidence tells its consistent pairs (``kind``: stretch, shift) from the rest.
+
+    ``pairs`` as :func:`_pairs` yields them. Needs no labels, so it also
+    measures the holdout set: does the confidence warn where a reading does
+    not survive a stretch or a shift? A missing confidence counts as 0;
+    ``None`` for a method that gives none (the seed method).
+    """
+    i = 2 if kind == "stretch" else 3
+    sel = [(ok, o, v) for k, ok, o, v in pairs if k == kind]
+    conf = [None if o[i] is None and v[i] is None else min(o[i] or 0.0, v[i] or 0.0) for _, o, v in sel]
+    return auroc(conf, [ok for ok, _, _ in sel]) if sel else None
+
+
 def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
     tempo_rows, right_tempo, tempo_conf = _graded(rows, res, "tempo")
     key_rows, right_key, key_conf = _graded(rows, res, "key")
@@ -238,6 +254,8 @@ def score(rows: list[dict], res: dict[str, tuple]) -> dict[str, float | None]:
         "shift consistency": float(np.mean(shift)) if shift else None,
         "tempo conf AUROC": auroc(tempo_conf, right_tempo),
         "key conf AUROC": auroc(key_conf, right_key),
+        "stretch pair conf AUROC": pair_auroc(pairs, "stretch"),
+        "shift pair conf AUROC": pair_auroc(pairs, "shift"),
     }
 
 
@@ -502,11 +520,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_name}; split {split}: {len(rows)} files, {first['n_tempo']} tempo-labelled, "
           f"{first['n_key']} key-labelled, {first['n_stretch']} stretched and {first['n_shift']} shifted copies")
     metrics = ["Acc1", "Acc2", "P-score", "key (MIREX)", "stretch consistency", "shift consistency",
-               "tempo conf AUROC", "key conf AUROC", "s/file"]
-    print(f"{'metric':22s}" + "".join(f"{m:>10s}" for m in methods))
+               "tempo conf AUROC", "key conf AUROC", "stretch pair conf AUROC", "shift pair conf AUROC",
+               "s/file"]
+    print(f"{'metric':24s}" + "".join(f"{m:>10s}" for m in methods))
     for k in metrics:
         cells = [figures[m][k] for m in methods]
-        print(f"{k:22s}" + "".join(f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
+        print(f"{k:24s}" + "".join(f"{c:10.3f}" if c is not None else f"{'-':>10s}" for c in cells))
     if "ours" in methods:
         figures["ours"].update(confident_consistency(rows, results["ours"]))
         print("ours, pairs whose two readings are both confident: stretch "

@@ -298,3 +298,22 @@ def test_rescore_names_the_file_it_cannot_read(tmp_path):
     bad.write_text('{"figures": {}}')
     with pytest.raises(SystemExit, match=r"notes\.json: expected a results file"):
         analysis_real.main(["--rescore", str(bad)])
+
+
+def test_pair_auroc_ranks_consistent_pairs_by_their_lower_confidence():
+    rows = _stretch_rows(3)
+    res = _answers(rows, {"g0"})  # g0's copies read half the expected tempo
+    for r in rows:
+        bpm, key, _, _ = res[r["file"]]
+        # The wrong pairs' copies are unsure; the originals (0.9 everywhere) never decide the minimum.
+        res[r["file"]] = (bpm, key, 0.9 if r["variant"] == "orig" else (0.01 if r["group"] == "g0" else 0.5), None)
+    pairs = list(analysis_real._pairs(rows, res))
+    assert analysis_real.pair_auroc(pairs, "stretch") == 1.0
+    # An original unsure where its copies are sure: its two pairs take the original's 0.001 and now rank
+    # below the two wrong pairs (0.01); the other two right pairs still rank above: 4 of 8 comparisons.
+    res["g1__orig.ogg"] = (100.0, None, 0.001, None)
+    assert analysis_real.pair_auroc(list(analysis_real._pairs(rows, res)), "stretch") == 0.5
+    # No confidence at all (the seed method): no figure.
+    seed = {f: (a[0], a[1], None, None) for f, a in res.items()}
+    assert analysis_real.pair_auroc(list(analysis_real._pairs(rows, seed)), "stretch") is None
+    assert analysis_real.pair_auroc(pairs, "shift") is None  # no shifted copies here
