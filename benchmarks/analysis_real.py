@@ -184,6 +184,11 @@ def stretch_consistent(original: float | None, copy: float | None, factor: float
     return abs(copy - original * factor) <= 0.04 * original * factor
 
 
+PAIR_CONFIDENCE = {"stretch": 2, "shift": 3}
+"""Which slot of an answer (bpm, key, tempo confidence, key confidence) holds the confidence a pair
+kind's reading comes with: a stretched copy is judged by its tempo, a shifted one by its key."""
+
+
 def _pairs(rows: list[dict], res: dict[str, tuple]):
     """(kind, consistent, original's answer, copy's answer) for every stretched or shifted copy in ``res``."""
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
@@ -229,7 +234,7 @@ def pair_auroc(pairs: list[tuple], kind: str) -> float | None:
     not survive a stretch or a shift? A missing confidence counts as 0;
     ``None`` for a method that gives none (the seed method).
     """
-    i = 2 if kind == "stretch" else 3
+    i = PAIR_CONFIDENCE[kind]
     sel = [(ok, o, v) for k, ok, o, v in pairs if k == kind]
     conf = [None if o[i] is None and v[i] is None else min(o[i] or 0.0, v[i] or 0.0) for _, o, v in sel]
     return auroc(conf, [ok for ok, _, _ in sel]) if sel else None
@@ -268,7 +273,8 @@ def confident_consistency(rows: list[dict], res: dict[str, tuple]) -> dict[str, 
     from lofi_pipeline.core.confidence import LOW_KEY_CONFIDENCE, LOW_TEMPO_CONFIDENCE
 
     out: dict[str, float | int | None] = {}
-    for kind, i, low in (("stretch", 2, LOW_TEMPO_CONFIDENCE), ("shift", 3, LOW_KEY_CONFIDENCE)):
+    for kind, low in (("stretch", LOW_TEMPO_CONFIDENCE), ("shift", LOW_KEY_CONFIDENCE)):
+        i = PAIR_CONFIDENCE[kind]
         sure = [ok for k, ok, o, v in _pairs(rows, res)
                 if k == kind and (o[i] or 0) >= low and (v[i] or 0) >= low]
         out[f"{kind} consistency, both confident"] = float(np.mean(sure)) if sure else None
@@ -454,7 +460,8 @@ def _run(rows: list[dict], methods: list[str], block: int, corpus: Path = CORPUS
     return results, {m: wall[m] / len(paths) for m in methods}
 
 
-def _read_rows(labels: Path, split: str) -> list[dict]:
+def read_rows(labels: Path, split: str) -> list[dict]:
+    """The rows of a labels CSV in ``split`` ("all": every row)."""
     with open(labels) as fh:
         return [r for r in csv.DictReader(fh) if split == "all" or r["split"] == split]
 
@@ -491,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         stored, results, per_file = _stored(args.rescore)
         split, methods, machine_name = stored["split"], list(results), stored["machine"]
-        rows = [r for r in _read_rows(args.labels, split) if r["file"] in results[methods[0]]]
+        rows = [r for r in read_rows(args.labels, split) if r["file"] in results[methods[0]]]
         if not rows:
             sys.exit(f"{args.labels}: none of the files answered in {args.rescore} (split {split})")
         analyzer = stored.get("analyzer_version")
@@ -502,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"no corpus at {args.corpus}: run python benchmarks/realmusic/build.py "
                      "(or realmusic/holdout.py) first")
         split = args.split
-        rows = _read_rows(labels, split)
+        rows = read_rows(labels, split)
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         if "essentia" in methods and not _essentia_available():
             print("Essentia is not installed (pip install essentia; AGPL-3, benchmark only): column skipped")

@@ -33,7 +33,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import runpy
 import sys
@@ -46,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from analysis_real import CORPUS, confident_consistency, score  # noqa: E402  (the benchmark's own scoring)
+from analysis_real import CORPUS, confident_consistency, read_rows, score  # noqa: E402  (the benchmark's own scoring)
 from extra_dev_copies import EXTRA, copy_jobs, print_tally, source_groups, tally  # noqa: E402
 
 EXCERPTS = CORPUS / "excerpts"
@@ -57,8 +56,7 @@ def dev_files() -> tuple[list[dict], list[tuple[str, str, float, str]]]:
     labels = CORPUS / "labels.csv"
     if not labels.exists():
         sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
-    with open(labels) as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"]
+    rows = read_rows(labels, "dev")
     originals = [r for r in rows if r["variant"] in ("orig", "clean")]
     jobs = [j for j in copy_jobs(originals, ("shift", "stretch")) if (EXTRA / j[3]).exists()]
     return rows, jobs

@@ -88,9 +88,11 @@ def sources(src: Path) -> list[list[Path]]:
                     tmp.replace(target)
                 ufoai.append(target)
     wesnoth: list[Path] = []
-    for path in sorted(WESNOTH_MUSIC.glob("*.ogg")) if WESNOTH_MUSIC.is_dir() else []:
+    packaged = sorted(WESNOTH_MUSIC.glob("*.ogg")) if WESNOTH_MUSIC.is_dir() else []
+    if packaged:
+        (src / "wesnoth").mkdir(parents=True, exist_ok=True)
+    for path in packaged:
         link = src / "wesnoth" / path.name
-        link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to(path)
         wesnoth.append(link)
