@@ -87,6 +87,64 @@ def test_extra_copies_cover_every_original_with_each_kind_once():
     assert len(only) == 2 * len(extra_dev_copies.STRETCHES)
 
 
+def test_rubberband_copies_take_the_corpus_amounts_beside_its_own_sox_copies():
+    import build
+
+    originals = [{"file": "rec_y__orig.ogg", "group": "rec:y", "variant": "orig"},
+                 {"file": "m21_x__clean.ogg", "group": "m21:x", "variant": "clean"}]
+    jobs = extra_dev_copies.copy_jobs(originals, ("shift", "stretch"), "rubberband")
+    assert sorted(a for _, kind, a, _ in jobs if kind == "stretch") == sorted(2 * list(build.STRETCHES))
+    assert sorted(a for _, kind, a, _ in jobs if kind == "shift") == sorted(2 * list(build.SHIFTS))
+    sox = {dst for *_, dst in extra_dev_copies.copy_jobs(originals, ("shift", "stretch"))}
+    assert ("rec_y__orig.ogg", "shift", -3, "rec_y__orig__rbx-3.ogg") in jobs
+    assert not sox & {dst for *_, dst in jobs}  # neither tool's copy overwrites the other's
+    with pytest.raises(ValueError, match="tool 'ffmpeg': expected one of sox, rubberband"):
+        extra_dev_copies.copy_jobs(originals, ("shift",), "ffmpeg")
+    def row(file: str, group: str, variant: str, stretch: str = "1.0", shift: str = "0") -> dict:
+        return {"file": file, "group": group, "variant": variant, "stretch": stretch, "shift": shift}
+
+    rows = originals + [
+        row("rec_y__orig__tempo0.9.ogg", "rec:y", "tempo0.9", stretch="0.9"),
+        row("rec_y__orig__pitch+2.ogg", "rec:y", "pitch+2", shift="2"),
+        row("m21_x__lofi.ogg", "m21:x", "lofi"),
+        row("rec_z__orig__tempo0.9.ogg", "rec:z", "tempo0.9", stretch="0.9"),  # not one of the originals
+    ]
+    assert extra_dev_copies.corpus_copies(rows, originals, ("shift", "stretch")) == [
+        ("rec_y__orig.ogg", "stretch", 0.9, "rec_y__orig__tempo0.9.ogg"),
+        ("rec_y__orig.ogg", "shift", 2, "rec_y__orig__pitch+2.ogg"),
+    ]
+    assert extra_dev_copies.corpus_copies(rows, originals, ("shift",)) == [
+        ("rec_y__orig.ogg", "shift", 2, "rec_y__orig__pitch+2.ogg")]
+
+
+@pytest.mark.parametrize("tool", ["sox", "rubberband"])
+def test_copy_tools_stretch_the_time_or_shift_the_pitch(tool, tmp_path):
+    import shutil
+
+    import build
+    import soundfile as sf
+
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (benchmarks/realmusic/setup.sh installs it)")
+    sr = 22050
+    t = np.arange(4 * sr) / sr
+    tone = 0.3 * np.sin(2 * np.pi * 440.0 * t) * (1.0 + 0.5 * (np.sin(2 * np.pi * 2.0 * t) > 0))
+    src = tmp_path / "tone.wav"
+    sf.write(src, tone.astype(np.float32), sr)
+
+    def pitch(path: Path) -> float:
+        y, rate = sf.read(path, always_2d=True)
+        spec = np.abs(np.fft.rfft(y[rate:-rate].mean(axis=1)))
+        return float(np.fft.rfftfreq(len(y) - 2 * rate, 1.0 / rate)[np.argmax(spec)])
+
+    build.COPY_TOOLS[tool](src, tmp_path / "fast.wav", "stretch", 1.12)
+    build.COPY_TOOLS[tool](src, tmp_path / "up.wav", "shift", 2)
+    assert sf.info(tmp_path / "fast.wav").duration == pytest.approx(4.0 / 1.12, rel=0.02)
+    assert pitch(tmp_path / "fast.wav") == pytest.approx(440.0, rel=0.01)  # the pitch kept
+    assert sf.info(tmp_path / "up.wav").duration == pytest.approx(4.0, rel=0.02)  # the tempo kept
+    assert pitch(tmp_path / "up.wav") == pytest.approx(440.0 * 2 ** (2 / 12), rel=0.01)
+
+
 @pytest.mark.parametrize(("est", "ref", "expected"), [
     ("C♯ minor", "Db minor", True),   # enharmonic spellings of one key
     ("E♭ major", "Eb major", True),

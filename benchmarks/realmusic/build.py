@@ -340,6 +340,23 @@ def sox_copy(src: Path, dst: Path, kind: str, amount: float) -> None:
     subprocess.run(["sox", str(src), str(dst), *effect], check=True, capture_output=True)
 
 
+def rubberband_copy(src: Path, dst: Path, kind: str, amount: float) -> None:
+    """The same copy as :func:`sox_copy`, made by Rubber Band's R3 engine instead.
+
+    ``sox tempo`` and ``sox pitch`` splice overlapping segments (WSOLA) about
+    every 70 ms, and the comb reads multiples of that stride in legato pieces;
+    Rubber Band is a phase vocoder that keeps transients, so its copies carry
+    no such stride. Used by ``extra_dev_copies.py --tool rubberband`` to see
+    how much of the consistency figures is the copying tool's.
+    """
+    effect = ["--time", repr(1.0 / amount)] if kind == "stretch" else ["--pitch", str(int(amount))]
+    subprocess.run(["rubberband", "-3", "-q", *effect, str(src), str(dst)], check=True, capture_output=True)
+
+
+COPY_TOOLS = {"sox": sox_copy, "rubberband": rubberband_copy}
+"""How a consistency copy can be made: the corpus's own copies are ``sox``'s."""
+
+
 def _sox_variants(src: Path, stem: str, folder: Path = CORPUS) -> list[tuple[str, float, int, Path]]:
     out = []
     for f in STRETCHES:

@@ -18,12 +18,21 @@ Usage::
     python benchmarks/realmusic/build.py                # the corpus, first
     python benchmarks/realmusic/extra_dev_copies.py     # builds the copies (about 12 min), then scores
     python benchmarks/realmusic/extra_dev_copies.py --kind stretch   # tempo copies only
+    python benchmarks/realmusic/extra_dev_copies.py --tool rubberband
+
+``--tool rubberband`` makes, instead, copies of every dev original at the
+corpus's own amounts (x0.9 / x1.12, +2 / -3) with Rubber Band's R3 engine
+(``rubberband-cli``; about 40 min on two cores) and prints their figures
+beside those of the corpus's ``sox`` copies of the same originals: whether
+the figures depend on the tool that made the copies (``sox`` splices about
+every 70 ms, and the comb can read that stride).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,31 +43,60 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from analysis_real import CORPUS, shift_consistent, stretch_consistent  # noqa: E402  (one rule each)
-from build import sox_copy  # noqa: E402  (the corpus's own copies are made the same way)
+import build  # noqa: E402  (the corpus's own copies are made the same way)
 
 EXTRA = CORPUS / "extra_dev"
 SHIFTS = (1, -2, 4, -5)
 STRETCHES = (0.85, 0.95, 1.05, 1.2)
 
 
-def copy_jobs(originals: list[dict], kinds: tuple[str, ...]) -> list[tuple[str, str, float, str]]:
-    """(source file, kind, semitones or factor, copy's file name) for every extra copy of ``kinds``."""
+Job = tuple[str, str, float, str]
+"""(source file, kind, semitones or factor, copy's file name)."""
+
+
+def copy_jobs(originals: list[dict], kinds: tuple[str, ...], tool: str = "sox") -> list[Job]:
+    """(source file, kind, semitones or factor, copy's file name) for every extra copy of ``kinds``.
+
+    ``tool="sox"``: the extra amounts (``SHIFTS``, ``STRETCHES``); ``"rubberband"``:
+    the corpus's own amounts (``build.SHIFTS``, ``build.STRETCHES``), to be set
+    against the corpus's ``sox`` copies of the same originals.
+    """
+    if tool not in build.COPY_TOOLS:
+        raise ValueError(f"tool {tool!r}: expected one of {', '.join(build.COPY_TOOLS)}")
+    if tool == "sox":
+        shifts, stretches, tag = SHIFTS, STRETCHES, ""
+    else:
+        shifts, stretches, tag = build.SHIFTS, build.STRETCHES, "rb"
     jobs = []
     for r in originals:
         stem = Path(r["file"]).stem
         if "shift" in kinds:
-            jobs += [(r["file"], "shift", s, f"{stem}__x{s:+d}.ogg") for s in SHIFTS]
+            jobs += [(r["file"], "shift", s, f"{stem}__{tag}x{s:+d}.ogg") for s in shifts]
         if "stretch" in kinds:
-            jobs += [(r["file"], "stretch", f, f"{stem}__t{f}.ogg") for f in STRETCHES]
+            jobs += [(r["file"], "stretch", f, f"{stem}__{tag}t{f}.ogg") for f in stretches]
     return jobs
 
 
-def _copy(job: tuple[str, str, float, str]) -> str:
+def corpus_copies(rows: list[dict], originals: list[dict], kinds: tuple[str, ...]) -> list[Job]:
+    """The corpus's own ``sox`` copies of ``originals`` as jobs (see ``copy_jobs``), in ``CORPUS``."""
+    group = {r["group"]: r["file"] for r in originals}
+    jobs = []
+    for r in rows:
+        if r["group"] not in group:
+            continue
+        if "stretch" in kinds and r["variant"].startswith("tempo"):
+            jobs.append((group[r["group"]], "stretch", float(r["stretch"]), r["file"]))
+        elif "shift" in kinds and r["variant"].startswith("pitch"):
+            jobs.append((group[r["group"]], "shift", int(r["shift"]), r["file"]))
+    return jobs
+
+
+def _copy(job: tuple[str, str, float, str], tool: str = "sox") -> str:
     src, kind, amount, dst = job
     out = EXTRA / dst
     if not out.exists():
         tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-        sox_copy(CORPUS / src, tmp, kind, amount)
+        build.COPY_TOOLS[tool](CORPUS / src, tmp, kind, amount)
         tmp.replace(out)
     return dst
 
@@ -93,9 +131,9 @@ def source_groups(originals: list[dict]) -> dict[str, str]:
     return {r["file"]: "recording" if r["source"] == "recording" else "score or game MIDI" for r in originals}
 
 
-def print_tally(figures: dict[tuple[str, str], list[bool]]) -> None:
+def print_tally(figures: dict[tuple[str, str], list[bool]], copies: str = "extra dev copies") -> None:
     for (kind, name), oks in sorted(figures.items()):
-        print(f"{kind} consistency, extra dev copies, {name}: {np.mean(oks):.3f} ({len(oks)} pairs)")
+        print(f"{kind} consistency, {copies}, {name}: {np.mean(oks):.3f} ({len(oks)} pairs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,23 +141,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kind", choices=("both", "shift", "stretch"), default="both",
                     help="which extra copies to build and score")
+    ap.add_argument("--tool", choices=tuple(build.COPY_TOOLS), default="sox",
+                    help="sox: copies at the extra amounts; rubberband: at the corpus's own amounts, "
+                         "scored beside the corpus's sox copies")
     args = ap.parse_args(argv)
     labels = CORPUS / "labels.csv"
     if not labels.exists():
         sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
     with open(labels) as fh:
-        originals = [r for r in csv.DictReader(fh)
-                     if r["split"] == "dev" and r["variant"] in ("orig", "clean")]
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"]
+    originals = [r for r in rows if r["variant"] in ("orig", "clean")]
     kinds = ("shift", "stretch") if args.kind == "both" else (args.kind,)
-    jobs = copy_jobs(originals, kinds)
+    jobs = copy_jobs(originals, kinds, args.tool)
+    sox_jobs = corpus_copies(rows, originals, kinds) if args.tool != "sox" else []
     EXTRA.mkdir(exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
-        for i, _ in enumerate(pool.map(_copy, jobs), 1):
+        for i, _ in enumerate(pool.map(functools.partial(_copy, tool=args.tool), jobs), 1):
             print(f"\rcopies {i}/{len(jobs)}", end="", flush=True)
         print()
-        paths = [str(CORPUS / r["file"]) for r in originals] + [str(EXTRA / dst) for *_, dst in jobs]
+        paths = ([str(CORPUS / r["file"]) for r in originals] + [str(EXTRA / dst) for *_, dst in jobs]
+                 + [str(CORPUS / dst) for *_, dst in sox_jobs])
         answers = dict(pool.map(_analyse, paths, chunksize=4))
-    print_tally(tally(jobs, answers, source_groups(originals)))
+    groups = source_groups(originals)
+    label = "extra dev copies" if args.tool == "sox" else f"{args.tool} copies"
+    print_tally(tally(jobs, answers, groups), label)
+    if sox_jobs:
+        # The same originals' sox copies, and the rubberband copies of those originals only.
+        have_sox = {src for src, *_ in sox_jobs}
+        print_tally(tally(sox_jobs, answers, groups), "the corpus's sox copies")
+        print_tally(tally([j for j in jobs if j[0] in have_sox], answers, groups),
+                    f"{args.tool} copies of the same originals")
     return 0
 
 

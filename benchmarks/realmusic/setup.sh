@@ -6,7 +6,7 @@
 set -euo pipefail
 PY="${1:-python}"
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth fluid-soundfont-gm sox libsox-fmt-all \
+DEBIAN_FRONTEND=noninteractive apt-get install -y fluidsynth fluid-soundfont-gm sox libsox-fmt-all rubberband-cli \
     openttd-openmsx planetblupi-music-midi frozen-bubble-data pingus-data \
     hyperrogue-music drascula-music asc-music warzone2100-music singularity-music nexuiz-music \
     ufoai-music wesnoth-1.16-music
