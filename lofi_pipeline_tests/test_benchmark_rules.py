@@ -117,6 +117,16 @@ def test_rubberband_copies_take_the_corpus_amounts_beside_its_own_sox_copies():
         ("rec_y__orig.ogg", "shift", 2, "rec_y__orig__pitch+2.ogg")]
 
 
+def test_extra_copies_of_another_corpus_go_beside_it_and_are_rubberband_only(tmp_path):
+    assert extra_dev_copies.extra_folder(extra_dev_copies.CORPUS) == extra_dev_copies.EXTRA
+    assert extra_dev_copies.extra_folder(tmp_path) == tmp_path / "extra_copies"
+    with pytest.raises(SystemExit, match="dev split only"):
+        extra_dev_copies.main(["--corpus", str(tmp_path)])
+    with pytest.raises(SystemExit, match=f"no corpus at {tmp_path}"):
+        extra_dev_copies.main(["--corpus", str(tmp_path), "--tool", "rubberband"])
+    assert not (tmp_path / "extra_copies").exists()
+
+
 @pytest.mark.parametrize("tool", ["sox", "rubberband"])
 def test_copy_tools_stretch_the_time_or_shift_the_pitch(tool, tmp_path):
     import shutil

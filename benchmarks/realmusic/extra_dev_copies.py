@@ -46,6 +46,11 @@ from analysis_real import CORPUS, shift_consistent, stretch_consistent  # noqa: 
 import build  # noqa: E402  (the corpus's own copies are made the same way)
 
 EXTRA = CORPUS / "extra_dev"
+
+
+def extra_folder(corpus: Path) -> Path:
+    """Where the extra copies of ``corpus``'s pieces go: ``EXTRA`` for the corpus itself."""
+    return EXTRA if corpus == CORPUS else corpus / "extra_copies"
 SHIFTS = (1, -2, 4, -5)
 STRETCHES = (0.85, 0.95, 1.05, 1.2)
 
@@ -91,12 +96,12 @@ def corpus_copies(rows: list[dict], originals: list[dict], kinds: tuple[str, ...
     return jobs
 
 
-def _copy(job: tuple[str, str, float, str], tool: str = "sox") -> str:
+def _copy(job: Job, tool: str = "sox", corpus: Path = CORPUS) -> str:
     src, kind, amount, dst = job
-    out = EXTRA / dst
+    out = extra_folder(corpus) / dst
     if not out.exists():
         tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
-        build.COPY_TOOLS[tool](CORPUS / src, tmp, kind, amount)
+        build.COPY_TOOLS[tool](corpus / src, tmp, kind, amount)
         tmp.replace(out)
     return dst
 
@@ -144,26 +149,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tool", choices=tuple(build.COPY_TOOLS), default="sox",
                     help="sox: copies at the extra amounts; rubberband: at the corpus's own amounts, "
                          "scored beside the corpus's sox copies")
+    ap.add_argument("--corpus", type=Path, default=CORPUS,
+                    help="with --tool rubberband: another corpus folder, every piece of it "
+                         "(e.g. corpus/holdout, built by holdout.py); default: the corpus's dev split")
     args = ap.parse_args(argv)
-    labels = CORPUS / "labels.csv"
+    corpus = args.corpus.resolve()
+    if corpus != CORPUS and args.tool == "sox":
+        sys.exit("extra sox copies are for choosing parameters: the corpus's dev split only")
+    labels = corpus / "labels.csv"
     if not labels.exists():
-        sys.exit(f"no corpus at {CORPUS}: run python benchmarks/realmusic/build.py first")
+        sys.exit(f"no corpus at {corpus}: run python benchmarks/realmusic/build.py (or holdout.py) first")
     with open(labels) as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"]
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev" or corpus != CORPUS]
     originals = [r for r in rows if r["variant"] in ("orig", "clean")]
     kinds = ("shift", "stretch") if args.kind == "both" else (args.kind,)
     jobs = copy_jobs(originals, kinds, args.tool)
     sox_jobs = corpus_copies(rows, originals, kinds) if args.tool != "sox" else []
-    EXTRA.mkdir(exist_ok=True)
+    extra = extra_folder(corpus)
+    extra.mkdir(exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
-        for i, _ in enumerate(pool.map(functools.partial(_copy, tool=args.tool), jobs), 1):
+        for i, _ in enumerate(pool.map(functools.partial(_copy, tool=args.tool, corpus=corpus), jobs), 1):
             print(f"\rcopies {i}/{len(jobs)}", end="", flush=True)
         print()
-        paths = ([str(CORPUS / r["file"]) for r in originals] + [str(EXTRA / dst) for *_, dst in jobs]
-                 + [str(CORPUS / dst) for *_, dst in sox_jobs])
+        paths = ([str(corpus / r["file"]) for r in originals] + [str(extra / dst) for *_, dst in jobs]
+                 + [str(corpus / dst) for *_, dst in sox_jobs])
         answers = dict(pool.map(_analyse, paths, chunksize=4))
     groups = source_groups(originals)
-    label = "extra dev copies" if args.tool == "sox" else f"{args.tool} copies"
+    label = "extra dev copies" if args.tool == "sox" else f"{args.tool} copies, {corpus.name}"
     print_tally(tally(jobs, answers, groups), label)
     if sox_jobs:
         # The same originals' sox copies, and the rubberband copies of those originals only.
