@@ -117,6 +117,24 @@ def test_rubberband_copies_take_the_corpus_amounts_beside_its_own_sox_copies():
         ("rec_y__orig.ogg", "shift", 2, "rec_y__orig__pitch+2.ogg")]
 
 
+def test_copy_labels_let_analysis_real_score_the_copies_against_their_originals(tmp_path):
+    originals = [{"file": "rec_y__orig.ogg", "group": "rec:y", "source": "recording", "split": "holdout",
+                  "variant": "orig", "bpm": "", "key": ""},
+                 {"file": "m21_x__clean.ogg", "group": "m21:x", "source": "score", "split": "dev",
+                  "variant": "clean", "bpm": "96.0", "key": "G major"}]
+    jobs = extra_dev_copies.copy_jobs(originals, ("shift", "stretch"), "rubberband")
+    extra_dev_copies.copy_labels(originals, jobs, tmp_path / "labels.csv")
+    rows = analysis_real.read_rows(tmp_path / "labels.csv", "all")
+    assert [r["file"] for r in rows[:2]] == ["../rec_y__orig.ogg", "../m21_x__clean.ogg"]
+    assert rows[1]["bpm"] == "96.0" and rows[1]["key"] == "G major" and rows[0]["bpm"] == ""
+    res = {r["file"]: (100.0, "A minor", 0.5, 0.5) for r in rows}
+    res["rec_y__orig__rbt0.9.ogg"] = (90.0, "A minor", 0.5, 0.5)  # moved along with the stretch
+    res["rec_y__orig__rbx+2.ogg"] = (100.0, "B minor", 0.5, 0.5)  # moved along with the shift
+    got = {(kind, v) for kind, ok, _, v in analysis_real._pairs(rows, res) if ok}
+    assert got == {("stretch", (90.0, "A minor", 0.5, 0.5)), ("shift", (100.0, "B minor", 0.5, 0.5))}
+    assert len(list(analysis_real._pairs(rows, res))) == len(jobs) == 8
+
+
 def test_extra_copies_of_another_corpus_go_beside_it_and_are_rubberband_only(tmp_path):
     assert extra_dev_copies.extra_folder(extra_dev_copies.CORPUS) == extra_dev_copies.EXTRA
     assert extra_dev_copies.extra_folder(tmp_path) == tmp_path / "extra_copies"

@@ -96,6 +96,27 @@ def corpus_copies(rows: list[dict], originals: list[dict], kinds: tuple[str, ...
     return jobs
 
 
+def copy_labels(originals: list[dict], jobs: list[Job], target: Path) -> None:
+    """A labels CSV at ``target`` (in the copies' folder) for ``analysis_real.py --corpus``.
+
+    It lists the originals (as ``../`` paths, with their labels) and the copies
+    of ``jobs`` (no labels; their stretch or shift), so the seed method and
+    Essentia can be scored on the same pairs, with the same rules.
+    """
+    def label(r: dict, **kw) -> build.Row:
+        return build.Row(group=r["group"], source=r["source"], split=r["split"], **kw)
+
+    by_file = {r["file"]: r for r in originals}
+    rows = [label(r, file=f"../{r['file']}", variant=r["variant"], bpm=float(r["bpm"]) if r["bpm"] else None,
+                  key=r["key"] or None) for r in originals]
+    for src, kind, amount, dst in jobs:
+        if kind == "stretch":
+            rows.append(label(by_file[src], file=dst, variant=f"tempo{amount}", stretch=amount))
+        else:
+            rows.append(label(by_file[src], file=dst, variant=f"pitch{int(amount):+d}", shift=int(amount)))
+    build.write_labels(rows, (target,))
+
+
 def _copy(job: Job, tool: str = "sox", corpus: Path = CORPUS) -> str:
     src, kind, amount, dst = job
     out = extra_folder(corpus) / dst
@@ -171,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, _ in enumerate(pool.map(functools.partial(_copy, tool=args.tool, corpus=corpus), jobs), 1):
             print(f"\rcopies {i}/{len(jobs)}", end="", flush=True)
         print()
+        if args.tool != "sox":
+            copy_labels(originals, jobs, extra / "labels.csv")
         paths = ([str(corpus / r["file"]) for r in originals] + [str(extra / dst) for *_, dst in jobs]
                  + [str(corpus / dst) for *_, dst in sox_jobs])
         answers = dict(pool.map(_analyse, paths, chunksize=4))
