@@ -123,7 +123,8 @@ def test_copy_labels_let_analysis_real_score_the_copies_against_their_originals(
                  {"file": "m21_x__clean.ogg", "group": "m21:x", "source": "score", "split": "dev",
                   "variant": "clean", "bpm": "96.0", "key": "G major"}]
     jobs = extra_dev_copies.copy_jobs(originals, ("shift", "stretch"), "rubberband")
-    extra_dev_copies.copy_labels(originals, jobs, tmp_path / "labels.csv")
+    extra_dev_copies.copy_labels(originals, jobs, (tmp_path / "labels.csv", tmp_path / "kept.csv"))
+    assert (tmp_path / "kept.csv").read_text() == (tmp_path / "labels.csv").read_text()
     rows = analysis_real.read_rows(tmp_path / "labels.csv", "all")
     assert [r["file"] for r in rows[:2]] == ["../rec_y__orig.ogg", "../m21_x__clean.ogg"]
     assert rows[1]["bpm"] == "96.0" and rows[1]["key"] == "G major" and rows[0]["bpm"] == ""

@@ -96,8 +96,9 @@ def corpus_copies(rows: list[dict], originals: list[dict], kinds: tuple[str, ...
     return jobs
 
 
-def copy_labels(originals: list[dict], jobs: list[Job], target: Path) -> None:
-    """A labels CSV at ``target`` (in the copies' folder) for ``analysis_real.py --corpus``.
+def copy_labels(originals: list[dict], jobs: list[Job], targets: tuple[Path, ...]) -> None:
+    """A labels CSV at each of ``targets`` for ``analysis_real.py --corpus`` (the copies' folder)
+    and ``--rescore --labels`` (the repository's copy, beside ``labels.csv``).
 
     It lists the originals (as ``../`` paths, with their labels) and the copies
     of ``jobs`` (no labels; their stretch or shift), so the seed method and
@@ -114,7 +115,7 @@ def copy_labels(originals: list[dict], jobs: list[Job], target: Path) -> None:
             rows.append(label(by_file[src], file=dst, variant=f"tempo{amount}", stretch=amount))
         else:
             rows.append(label(by_file[src], file=dst, variant=f"pitch{int(amount):+d}", shift=int(amount)))
-    build.write_labels(rows, (target,))
+    build.write_labels(rows, targets)
 
 
 def _copy(job: Job, tool: str = "sox", corpus: Path = CORPUS) -> str:
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\rcopies {i}/{len(jobs)}", end="", flush=True)
         print()
         if args.tool != "sox":
-            copy_labels(originals, jobs, extra / "labels.csv")
+            name = "dev" if corpus == CORPUS else corpus.name
+            copy_labels(originals, jobs, (extra / "labels.csv", HERE / f"{name}_{args.tool}_labels.csv"))
         paths = ([str(corpus / r["file"]) for r in originals] + [str(extra / dst) for *_, dst in jobs]
                  + [str(corpus / dst) for *_, dst in sox_jobs])
         answers = dict(pool.map(_analyse, paths, chunksize=4))
