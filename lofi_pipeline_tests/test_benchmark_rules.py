@@ -126,7 +126,7 @@ def test_copy_labels_let_analysis_real_score_the_copies_against_their_originals(
     extra_dev_copies.copy_labels(originals, jobs, (tmp_path / "labels.csv", tmp_path / "kept.csv"))
     assert (tmp_path / "kept.csv").read_text() == (tmp_path / "labels.csv").read_text()
     rows = analysis_real.read_rows(tmp_path / "labels.csv", "all")
-    assert [r["file"] for r in rows[:2]] == ["../rec_y__orig.ogg", "../m21_x__clean.ogg"]
+    assert [r["file"] for r in rows[:2]] == ["rec_y__orig.ogg", "m21_x__clean.ogg"]
     assert rows[1]["bpm"] == "96.0" and rows[1]["key"] == "G major" and rows[0]["bpm"] == ""
     res = {r["file"]: (100.0, "A minor", 0.5, 0.5) for r in rows}
     res["rec_y__orig__rbt0.9.ogg"] = (90.0, "A minor", 0.5, 0.5)  # moved along with the stretch
@@ -134,6 +134,17 @@ def test_copy_labels_let_analysis_real_score_the_copies_against_their_originals(
     got = {(kind, v) for kind, ok, _, v in analysis_real._pairs(rows, res) if ok}
     assert got == {("stretch", (90.0, "A minor", 0.5, 0.5)), ("shift", (100.0, "B minor", 0.5, 0.5))}
     assert len(list(analysis_real._pairs(rows, res))) == len(jobs) == 8
+    # The originals are linked beside the copies, where analysis_real.py --corpus looks for every file.
+    corpus = tmp_path / "corpus"
+    (corpus / "copies").mkdir(parents=True)
+    for r in originals:
+        (corpus / r["file"]).write_bytes(b"audio")
+    extra_dev_copies.link_originals(originals, corpus, corpus / "copies")
+    extra_dev_copies.link_originals(originals, corpus, corpus / "copies")  # again: nothing changes
+    for r in originals:
+        link = corpus / "copies" / r["file"]
+        assert link.is_symlink() and link.read_bytes() == b"audio"
+        assert (corpus / r["file"]).is_file() and not (corpus / r["file"]).is_symlink()
 
 
 def test_extra_copies_of_another_corpus_go_beside_it_and_are_rubberband_only(tmp_path):
@@ -308,6 +319,7 @@ def test_bootstrap_intervals_and_paired_differences():
     ("analysis_real_test.json", "labels.csv"),
     ("analysis_real_dev.json", "labels.csv"),
     ("analysis_real_holdout.json", "holdout_labels.csv"),
+    ("analysis_real_holdout_rubberband.json", "holdout_rubberband_labels.csv"),
 ])
 def test_rescore_reproduces_the_stored_figures_from_the_stored_answers(results, labels, tmp_path, capsys):
     stored_path = BENCH / "results" / results

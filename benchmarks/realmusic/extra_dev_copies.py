@@ -100,15 +100,16 @@ def copy_labels(originals: list[dict], jobs: list[Job], targets: tuple[Path, ...
     """A labels CSV at each of ``targets`` for ``analysis_real.py --corpus`` (the copies' folder)
     and ``--rescore --labels`` (the repository's copy, beside ``labels.csv``).
 
-    It lists the originals (as ``../`` paths, with their labels) and the copies
-    of ``jobs`` (no labels; their stretch or shift), so the seed method and
-    Essentia can be scored on the same pairs, with the same rules.
+    It lists the originals (with their labels; ``link_originals`` puts them
+    beside the copies) and the copies of ``jobs`` (no labels; their stretch or
+    shift), so the seed method and Essentia can be scored on the same pairs,
+    with the same rules.
     """
     def label(r: dict, **kw) -> build.Row:
         return build.Row(group=r["group"], source=r["source"], split=r["split"], **kw)
 
     by_file = {r["file"]: r for r in originals}
-    rows = [label(r, file=f"../{r['file']}", variant=r["variant"], bpm=float(r["bpm"]) if r["bpm"] else None,
+    rows = [label(r, file=r["file"], variant=r["variant"], bpm=float(r["bpm"]) if r["bpm"] else None,
                   key=r["key"] or None) for r in originals]
     for src, kind, amount, dst in jobs:
         if kind == "stretch":
@@ -116,6 +117,14 @@ def copy_labels(originals: list[dict], jobs: list[Job], targets: tuple[Path, ...
         else:
             rows.append(label(by_file[src], file=dst, variant=f"pitch{int(amount):+d}", shift=int(amount)))
     build.write_labels(rows, targets)
+
+
+def link_originals(originals: list[dict], corpus: Path, folder: Path) -> None:
+    """Symbolic links in ``folder`` to the ``originals`` in ``corpus``: never a copy, never a move."""
+    for r in originals:
+        link = folder / r["file"]
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / r["file"] if folder.parent == corpus else corpus / r["file"])
 
 
 def _copy(job: Job, tool: str = "sox", corpus: Path = CORPUS) -> str:
@@ -195,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if args.tool != "sox":
             name = "dev" if corpus == CORPUS else corpus.name
+            link_originals(originals, corpus, extra)
             copy_labels(originals, jobs, (extra / "labels.csv", HERE / f"{name}_{args.tool}_labels.csv"))
         paths = ([str(corpus / r["file"]) for r in originals] + [str(extra / dst) for *_, dst in jobs]
                  + [str(corpus / dst) for *_, dst in sox_jobs])
