@@ -25,7 +25,12 @@ corpus's own amounts (x0.9 / x1.12, +2 / -3) with Rubber Band's R3 engine
 (``rubberband-cli``; about 40 min on two cores) and prints their figures
 beside those of the corpus's ``sox`` copies of the same originals: whether
 the figures depend on the tool that made the copies (``sox`` splices about
-every 70 ms, and the comb can read that stride).
+every 70 ms, and the comb can read that stride). With ``--corpus
+corpus/holdout`` it does the same for every piece of the second held-out set
+(``holdout.py``), and writes a labels CSV beside the copies (the originals
+linked in) so that ``analysis_real.py --corpus corpus/holdout/extra_copies
+--split all`` scores the seed method and Essentia on the same pairs. These
+copies only measure; nothing is chosen on them.
 """
 
 from __future__ import annotations
@@ -46,13 +51,13 @@ from analysis_real import CORPUS, shift_consistent, stretch_consistent  # noqa: 
 import build  # noqa: E402  (the corpus's own copies are made the same way)
 
 EXTRA = CORPUS / "extra_dev"
+SHIFTS = (1, -2, 4, -5)
+STRETCHES = (0.85, 0.95, 1.05, 1.2)
 
 
 def extra_folder(corpus: Path) -> Path:
     """Where the extra copies of ``corpus``'s pieces go: ``EXTRA`` for the corpus itself."""
     return EXTRA if corpus == CORPUS else corpus / "extra_copies"
-SHIFTS = (1, -2, 4, -5)
-STRETCHES = (0.85, 0.95, 1.05, 1.2)
 
 
 Job = tuple[str, str, float, str]
