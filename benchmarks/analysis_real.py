@@ -189,17 +189,28 @@ PAIR_CONFIDENCE = {"stretch": 2, "shift": 3}
 kind's reading comes with: a stretched copy is judged by its tempo, a shifted one by its key."""
 
 
+def copy_of(row: dict) -> tuple[str, float] | None:
+    """A labels row's copy kind and amount: ("stretch", factor) or ("shift", whole semitones, an int);
+    None for an original or a render."""
+    if row["variant"].startswith("tempo"):
+        return "stretch", float(row["stretch"])
+    if row["variant"].startswith("pitch"):
+        return "shift", int(row["shift"])
+    return None
+
+
 def _pairs(rows: list[dict], res: dict[str, tuple]):
     """(kind, consistent, original's answer, copy's answer) for every stretched or shifted copy in ``res``."""
     base = {r["group"]: res[r["file"]] for r in rows if r["variant"] in ("clean", "orig") and r["file"] in res}
     for r in rows:
-        if r["group"] not in base or r["file"] not in res:
+        copy = copy_of(r)
+        if copy is None or r["group"] not in base or r["file"] not in res:
             continue
-        o, v = base[r["group"]], res[r["file"]]
-        if r["variant"].startswith("tempo"):
-            yield "stretch", stretch_consistent(o[0], v[0], float(r["stretch"])), o, v
-        elif r["variant"].startswith("pitch"):
-            yield "shift", shift_consistent(o[1], v[1], int(r["shift"])), o, v
+        (kind, amount), o, v = copy, base[r["group"]], res[r["file"]]
+        if kind == "stretch":
+            yield kind, stretch_consistent(o[0], v[0], amount), o, v
+        else:
+            yield kind, shift_consistent(o[1], v[1], amount), o, v
 
 
 def _labelled(row: dict, kind: str) -> bool:

@@ -100,6 +100,7 @@ def test_rubberband_copies_take_the_corpus_amounts_beside_its_own_sox_copies():
     assert not sox & {dst for *_, dst in jobs}  # neither tool's copy overwrites the other's
     with pytest.raises(ValueError, match="tool 'ffmpeg': expected one of sox, rubberband"):
         extra_dev_copies.copy_jobs(originals, ("shift",), "ffmpeg")
+
     def row(file: str, group: str, variant: str, stretch: str = "1.0", shift: str = "0") -> dict:
         return {"file": file, "group": group, "variant": variant, "stretch": stretch, "shift": shift}
 
@@ -136,11 +137,14 @@ def test_copy_labels_let_analysis_real_score_the_copies_against_their_originals(
     assert len(list(analysis_real._pairs(rows, res))) == len(jobs) == 8
     # The originals are linked beside the copies, where analysis_real.py --corpus looks for every file.
     corpus = tmp_path / "corpus"
-    (corpus / "copies").mkdir(parents=True)
+    corpus.mkdir()
     for r in originals:
         (corpus / r["file"]).write_bytes(b"audio")
-    extra_dev_copies.link_originals(originals, corpus, corpus / "copies")
-    extra_dev_copies.link_originals(originals, corpus, corpus / "copies")  # again: nothing changes
+    import build
+
+    paths = [corpus / r["file"] for r in originals]
+    assert build.link_files(paths, corpus / "copies") == [corpus / "copies" / r["file"] for r in originals]
+    build.link_files(paths, corpus / "copies")  # again: nothing changes
     for r in originals:
         link = corpus / "copies" / r["file"]
         assert link.is_symlink() and link.read_bytes() == b"audio"

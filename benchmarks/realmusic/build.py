@@ -357,6 +357,22 @@ COPY_TOOLS = {"sox": sox_copy, "rubberband": rubberband_copy}
 """How a consistency copy can be made: the corpus's own copies are ``sox``'s."""
 
 
+def link_files(paths: list[Path], folder: Path) -> list[Path]:
+    """A symbolic link in ``folder`` to each of ``paths``, under its own name: never a copy, never a move.
+
+    A link already there is kept, so calling it again changes nothing.
+    """
+    if paths:
+        folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    for path in paths:
+        link = folder / path.name
+        if not link.is_symlink():
+            link.symlink_to(path.resolve())
+        links.append(link)
+    return links
+
+
 def _sox_variants(src: Path, stem: str, folder: Path = CORPUS) -> list[tuple[str, float, int, Path]]:
     out = []
     for f in STRETCHES:

@@ -47,7 +47,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from analysis_real import CORPUS, shift_consistent, stretch_consistent  # noqa: E402  (one rule each)
+# One rule each: which labels row is a copy, and when it is consistent.
+from analysis_real import CORPUS, copy_of, shift_consistent, stretch_consistent  # noqa: E402
 import build  # noqa: E402  (the corpus's own copies are made the same way)
 
 EXTRA = CORPUS / "extra_dev"
@@ -92,12 +93,9 @@ def corpus_copies(rows: list[dict], originals: list[dict], kinds: tuple[str, ...
     group = {r["group"]: r["file"] for r in originals}
     jobs = []
     for r in rows:
-        if r["group"] not in group:
-            continue
-        if "stretch" in kinds and r["variant"].startswith("tempo"):
-            jobs.append((group[r["group"]], "stretch", float(r["stretch"]), r["file"]))
-        elif "shift" in kinds and r["variant"].startswith("pitch"):
-            jobs.append((group[r["group"]], "shift", int(r["shift"]), r["file"]))
+        copy = copy_of(r)
+        if copy and copy[0] in kinds and r["group"] in group:
+            jobs.append((group[r["group"]], *copy, r["file"]))
     return jobs
 
 
@@ -105,7 +103,7 @@ def copy_labels(originals: list[dict], jobs: list[Job], targets: tuple[Path, ...
     """A labels CSV at each of ``targets`` for ``analysis_real.py --corpus`` (the copies' folder)
     and ``--rescore --labels`` (the repository's copy, beside ``labels.csv``).
 
-    It lists the originals (with their labels; ``link_originals`` puts them
+    It lists the originals (with their labels; ``build.link_files`` puts them
     beside the copies) and the copies of ``jobs`` (no labels; their stretch or
     shift), so the seed method and Essentia can be scored on the same pairs,
     with the same rules.
@@ -122,14 +120,6 @@ def copy_labels(originals: list[dict], jobs: list[Job], targets: tuple[Path, ...
         else:
             rows.append(label(by_file[src], file=dst, variant=f"pitch{int(amount):+d}", shift=int(amount)))
     build.write_labels(rows, targets)
-
-
-def link_originals(originals: list[dict], corpus: Path, folder: Path) -> None:
-    """Symbolic links in ``folder`` to the ``originals`` in ``corpus``: never a copy, never a move."""
-    for r in originals:
-        link = folder / r["file"]
-        if not link.is_symlink():
-            link.symlink_to(Path("..") / r["file"] if folder.parent == corpus else corpus / r["file"])
 
 
 def _copy(job: Job, tool: str = "sox", corpus: Path = CORPUS) -> str:
@@ -209,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if args.tool != "sox":
             name = "dev" if corpus == CORPUS else corpus.name
-            link_originals(originals, corpus, extra)
+            build.link_files([corpus / r["file"] for r in originals], extra)
             copy_labels(originals, jobs, (extra / "labels.csv", HERE / f"{name}_{args.tool}_labels.csv"))
         paths = ([str(corpus / r["file"]) for r in originals] + [str(extra / dst) for *_, dst in jobs]
                  + [str(corpus / dst) for *_, dst in sox_jobs])

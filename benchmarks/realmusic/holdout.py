@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 # The corpus's own excerpt and copy rules.
-from build import CORPUS, Row, build_recording, write_labels  # noqa: E402
+from build import CORPUS, Row, build_recording, link_files, write_labels  # noqa: E402
 
 HOLDOUT = CORPUS / "holdout"
 UFOAI_PK3 = Path("/usr/share/games/ufoai/base/0music.pk3")
@@ -87,15 +87,8 @@ def sources(src: Path) -> list[list[Path]]:
                     tmp.write_bytes(pk3.read(info))
                     tmp.replace(target)
                 ufoai.append(target)
-    wesnoth: list[Path] = []
     packaged = sorted(WESNOTH_MUSIC.glob("*.ogg")) if WESNOTH_MUSIC.is_dir() else []
-    if packaged:
-        (src / "wesnoth").mkdir(parents=True, exist_ok=True)
-    for path in packaged:
-        link = src / "wesnoth" / path.name
-        if not link.is_symlink():
-            link.symlink_to(path)
-        wesnoth.append(link)
+    wesnoth = link_files(packaged, src / "wesnoth")
     return [_hashed(ufoai), _hashed(wesnoth)]
 
 
