@@ -19,7 +19,7 @@ from lofi_pipeline.core.audio.tempo import estimate_tempo
 from lofi_pipeline.core.errors import AudioFileError
 from lofi_pipeline.core.models import AudioFeatures
 
-ANALYZER_VERSION = "audio-4.5"
+ANALYZER_VERSION = "audio-4.6"
 """Stored with every result; bump it whenever a change alters any figure, so
 the library re-analyses rows written by an older analyzer."""
 

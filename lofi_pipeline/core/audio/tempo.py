@@ -26,7 +26,9 @@ Method
    alone is measured at that phase and at the phase of the low band (the
    kick). A candidate's score is a weighted sum (``_WEIGHTS``) of: log
    salience, log prior, evenness of its beats (a pulse twice too fast
-   alternates strong beats with weak off-beats), the absence of a
+   alternates strong beats with weak off-beats; read in low+mid, or in the
+   mid band alone where the hats carry no pulse at that level: chords struck
+   on every beat of a drumless song with the bass on every other), the absence of a
    triplet-level pulse as strong as the beat (what separates T from 3T/2 and
    2T/3 in 3/4, 6/8 and swung feels), the snare on a beat rather than
    half-way between the kicks (a fast backbeat read at half tempo puts its
@@ -266,6 +268,20 @@ def _alternation(low: dict, mid: dict) -> float:
     return float(np.mean(c_low * c_mid))
 
 
+def _hat_free(high_env: np.ndarray, fps: float, bpm: float, phase: np.ndarray) -> float:
+    """How little of a pulse the high band (hats) has at this level, in [0, 1].
+
+    1 when the high band is as strong half-way between the beats as on them
+    (no hats, or hats that ignore this grid), 0 when it only sounds on the beats.
+    Hats mark a groove's subdivisions, and their lower partials leak into the
+    mid band: a 70-BPM groove read at 140 has a mid band as even as its hats.
+    Where the hats carry no pulse, an even mid band is the music's own, chords
+    struck on every beat; see ``_features``.
+    """
+    high = _beat_pattern(high_env, fps, bpm, phase)
+    return float(np.clip(high["half"] / (high["on"] + 1e-9), 0.0, 1.0))
+
+
 def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_env: np.ndarray,
               fps: float) -> np.ndarray:
     """Evidence that ``bpm`` is the tapped level (see ``_WEIGHTS`` for the order)."""
@@ -280,7 +296,10 @@ def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_en
     # too fast is uneven in both.
     low = _beat_pattern(envs[0], fps, bpm, pat["phase"])
     mid = _beat_pattern(envs[1], fps, bpm, pat["phase"])
-    even = _evenness(pat)
+    # Even beats: in low+mid, or (audio-4.6) in the mid band alone as far as the
+    # hats carry no pulse here. A drumless song with the bass on every other
+    # beat and chords on every beat is uneven in low+mid at its own tempo.
+    even = max(_evenness(pat), _evenness(mid) * _hat_free(envs[2], fps, bpm, pat["phase"]))
     return np.array([
         np.log(max(sal - baseline, 0.0) + 1e-3),
         np.log(_prior(bpm)),
