@@ -91,11 +91,12 @@ and their ``sox tempo`` x0.9 / x1.12 copies, which the search never saw
 (Acc1 0.93 -> 0.98, stretch consistency 0.91 -> 0.95). "Weak subdivisions"
 of the whole low+mid envelope keeps weight 0: on the dev split's drumless
 chorales, eighth-note passing tones make it push the beat to the eighth;
-the snare feature carries the same evidence at the kick's phase only. The
-one synthetic benchmark song still read at half tempo is drumless at 163
-BPM (bass on every other beat, chords on every beat: at 81 BPM, bass on each
-beat and chords on each eighth, a reading the evidence here cannot rule
-out). Dev stretch consistency moves by 2-5 points with small changes of any
+the snare feature carries the same evidence at the kick's phase only. Up
+to audio-4.5 one synthetic benchmark song was read at half tempo, drumless
+at 163 BPM (bass on every other beat, chords on every beat: at 81 BPM, bass
+on each beat and chords on each eighth); audio-4.6 lets the mid band's
+evenness count where the hats carry no pulse (``_hat_free``), with the
+weights unchanged. Dev stretch consistency moves by 2-5 points with small changes of any
 parameter (58 pairs, most flips near-ties at the prior's slopes above 170
 and below 70 BPM), so its gain here is not a robust margin."""
 _MARGIN_SCALE = 0.5
