@@ -97,12 +97,8 @@ def test_stretched_fast_groove_keeps_its_metrical_level(factor):
     assert stretched == pytest.approx(base * factor, rel=0.03), f"x{factor} read as {stretched}"
 
 
-def _note(midi: int, seconds: float, gain: float, rng: np.random.Generator) -> np.ndarray:
-    """A plucked keyboard-like note: harmonics 1/k, a 5 ms attack, a quick decay."""
-    t = np.arange(int(seconds * SR)) / SR
-    f = 440.0 * 2 ** ((midi - 69) / 12)
-    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k for k in range(1, 7) if k * f < SR / 2)
-    return gain * tone * np.minimum(1.0, 200 * t) * np.exp(-t * 4.0)
+_PLUCK = {"partials": 6, "attack_s": 0.005, "decay": 4.0}
+"""A plucked keyboard-like note for ``_tone``: a 5 ms attack, a quick decay."""
 
 
 def _drumless(bpm: float, *, seconds: float = 30.0, seed: int = 0) -> np.ndarray:
@@ -114,9 +110,9 @@ def _drumless(bpm: float, *, seconds: float = 30.0, seed: int = 0) -> np.ndarray
     for b in range(int(seconds / beat)):
         chord = chords[(b // 4) % 4]
         for m in chord:
-            _place(out, _note(m, 1.5 * beat, 0.3, rng), b * beat)
+            _place(out, _tone(m, 1.5 * beat, rng, **_PLUCK), b * beat, 0.3)
         if b % 2 == 0:
-            _place(out, _note(chord[0] - 24, 1.9 * beat, 0.8, rng), b * beat)
+            _place(out, _tone(chord[0] - 24, 1.9 * beat, rng, **_PLUCK), b * beat, 0.8)
     out += 0.003 * rng.standard_normal(len(out))
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
@@ -183,12 +179,14 @@ def test_pure_sine_and_a_drone_have_no_tempo():
 # ----------------------------------------------------------------- key
 
 
-def _tone(midi: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+def _tone(midi: int, seconds: float, rng: np.random.Generator, *, partials: int = 8, attack_s: float = 0.05,
+          decay: float = 0.8) -> np.ndarray:
     """A sawtooth-like note (harmonics 1/k): every note brings its fifth-above 3rd partial along."""
     t = np.arange(int(seconds * SR)) / SR
     f = 440.0 * 2 ** ((midi - 69) / 12)
-    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k for k in range(1, 9) if k * f < SR / 2)
-    return tone * np.minimum(1.0, 20 * t) * np.exp(-t * 0.8)
+    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k
+               for k in range(1, partials + 1) if k * f < SR / 2)
+    return tone * np.minimum(1.0, t / attack_s) * np.exp(-t * decay)
 
 
 def _progression(tonic: int, mode: str, seconds_per_chord: float = 1.5, repeats: int = 4) -> np.ndarray:
