@@ -27,8 +27,9 @@ Method
    kick). A candidate's score is a weighted sum (``_WEIGHTS``) of: log
    salience, log prior, evenness of its beats (a pulse twice too fast
    alternates strong beats with weak off-beats; read in low+mid, or in the
-   mid band alone where the hats carry no pulse at that level: chords struck
-   on every beat of a drumless song with the bass on every other), the absence of a
+   mid band alone where it has a pulse at that level and the hats have none:
+   chords struck on every beat of a drumless song with the bass on every
+   other), the absence of a
    triplet-level pulse as strong as the beat (what separates T from 3T/2 and
    2T/3 in 3/4, 6/8 and swung feels), the snare on a beat rather than
    half-way between the kicks (a fast backbeat read at half tempo puts its
@@ -95,8 +96,8 @@ the snare feature carries the same evidence at the kick's phase only. Up
 to audio-4.5 one synthetic benchmark song was read at half tempo, drumless
 at 163 BPM (bass on every other beat, chords on every beat: at 81 BPM, bass
 on each beat and chords on each eighth); audio-4.6 lets the mid band's
-evenness count where the hats carry no pulse (``_hat_free``), with the
-weights unchanged. Dev stretch consistency moves by 2-5 points with small changes of any
+evenness count where it has a pulse and the hats have none
+(``_chord_pulse``), with the weights unchanged. Dev stretch consistency moves by 2-5 points with small changes of any
 parameter (58 pairs, most flips near-ties at the prior's slopes above 170
 and below 70 BPM), so its gain here is not a robust margin."""
 _MARGIN_SCALE = 0.5
@@ -269,18 +270,21 @@ def _alternation(low: dict, mid: dict) -> float:
     return float(np.mean(c_low * c_mid))
 
 
-def _hat_free(high_env: np.ndarray, fps: float, bpm: float, phase: np.ndarray) -> float:
-    """How little of a pulse the high band (hats) has at this level, in [0, 1].
+def _chord_pulse(mid: dict, high: dict) -> float:
+    """How far an even mid band is the music's own beat at this level, in [0, 1].
 
-    1 when the high band is as strong half-way between the beats as on them
-    (no hats, or hats that ignore this grid), 0 when it only sounds on the beats.
-    Hats mark a groove's subdivisions, and their lower partials leak into the
-    mid band: a 70-BPM groove read at 140 has a mid band as even as its hats.
-    Where the hats carry no pulse, an even mid band is the music's own, chords
-    struck on every beat; see ``_features``.
+    Two conditions, multiplied. The mid band has a pulse here: its onsets
+    half-way between the beats are weaker than on them (irregular clicks or
+    noise are as strong between the beats, and their evenness means nothing).
+    The high band (hats) has none: as strong half-way as on the beats. Hats
+    mark a groove's subdivisions and their lower partials leak into the mid
+    band, so a 70-BPM groove read at 140 has a mid band as even as its hats;
+    chords struck on every beat of a drumless song have no hats to follow.
+    ``mid`` and ``high`` are ``_beat_pattern`` results at the same phase.
     """
-    high = _beat_pattern(high_env, fps, bpm, phase)
-    return float(np.clip(high["half"] / (high["on"] + 1e-9), 0.0, 1.0))
+    mid_pulse = 1.0 - mid["half"] / (mid["on"] + 1e-9)
+    hat_free = high["half"] / (high["on"] + 1e-9)
+    return float(np.clip(mid_pulse, 0.0, 1.0) * np.clip(hat_free, 0.0, 1.0))
 
 
 def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_env: np.ndarray,
@@ -297,10 +301,11 @@ def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_en
     # too fast is uneven in both.
     low = _beat_pattern(envs[0], fps, bpm, pat["phase"])
     mid = _beat_pattern(envs[1], fps, bpm, pat["phase"])
-    # Even beats: in low+mid, or (audio-4.6) in the mid band alone as far as the
-    # hats carry no pulse here. A drumless song with the bass on every other
-    # beat and chords on every beat is uneven in low+mid at its own tempo.
-    even = max(_evenness(pat), _evenness(mid) * _hat_free(envs[2], fps, bpm, pat["phase"]))
+    # Even beats: in low+mid, or (audio-4.6) in the mid band alone as far as it
+    # has a pulse here and the hats have none. A drumless song with the bass on
+    # every other beat and chords on every beat is uneven in low+mid at its own tempo.
+    high = _beat_pattern(envs[2], fps, bpm, pat["phase"])
+    even = max(_evenness(pat), _evenness(mid) * _chord_pulse(mid, high))
     return np.array([
         np.log(max(sal - baseline, 0.0) + 1e-3),
         np.log(_prior(bpm)),
