@@ -97,9 +97,10 @@ to audio-4.5 one synthetic benchmark song was read at half tempo, drumless
 at 163 BPM (bass on every other beat, chords on every beat: at 81 BPM, bass
 on each beat and chords on each eighth); audio-4.6 lets the mid band's
 evenness count where it has a pulse and the hats have none
-(``_chord_pulse``), with the weights unchanged. Dev stretch consistency moves by 2-5 points with small changes of any
-parameter (58 pairs, most flips near-ties at the prior's slopes above 170
-and below 70 BPM), so its gain here is not a robust margin."""
+(``_chord_pulse``), with the weights unchanged. Dev stretch consistency
+moves by 2-5 points with small changes of any parameter (58 pairs, most
+flips near-ties at the prior's slopes above 170 and below 70 BPM), so its
+gain here is not a robust margin."""
 _MARGIN_SCALE = 0.5
 _HALF_PENALTY = 2.0
 _HALF_FREE = 0.3
@@ -305,7 +306,8 @@ def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_en
     # has a pulse here and the hats have none. A drumless song with the bass on
     # every other beat and chords on every beat is uneven in low+mid at its own tempo.
     high = _beat_pattern(envs[2], fps, bpm, pat["phase"])
-    even = max(_evenness(pat), _evenness(mid) * _chord_pulse(mid, high))
+    mid_even = _evenness(mid)
+    even = max(_evenness(pat), mid_even * _chord_pulse(mid, high))
     return np.array([
         np.log(max(sal - baseline, 0.0) + 1e-3),
         np.log(_prior(bpm)),
@@ -313,7 +315,7 @@ def _features(sal: float, baseline: float, bpm: float, envs: np.ndarray, beat_en
         np.log(np.clip(even, 0.2, 1.0)),  # beats of even strength (no strong/weak alternation)
         -np.log(np.clip(pat["third"] / on, 0.2, 1.5)),  # no triplet-level pulse as strong
         -np.log(np.clip(mid_at_kick["half"] / (mid_at_kick["on"] + 1e-9), 0.2, 1.5)),  # snare on a beat
-        np.log(np.clip(max(even, _evenness(mid)), 0.2, 1.0)),  # even in low+mid or in the mid band alone
+        np.log(np.clip(max(even, mid_even), 0.2, 1.0)),  # even in low+mid or in the mid band alone
         _alternation(low, mid),  # kick and snare (or bass and chord) take turns beat by beat
     ])
 
