@@ -32,6 +32,16 @@ def _place(out: np.ndarray, sound: np.ndarray, at_s: float, gain: float = 1.0) -
         out[i: i + n] += gain * sound[:n]
 
 
+def _tone(midi: int, seconds: float, rng: np.random.Generator, *, partials: int = 8, attack_s: float = 0.05,
+          decay: float = 0.8) -> np.ndarray:
+    """A sawtooth-like note (harmonics 1/k): every note brings its fifth-above 3rd partial along."""
+    t = np.arange(int(seconds * SR)) / SR
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k
+               for k in range(1, partials + 1) if k * f < SR / 2)
+    return tone * np.minimum(1.0, t / attack_s) * np.exp(-t * decay)
+
+
 def _groove(bpm: float, *, seconds: float = 24.0, meter: int = 4, hats: str = "8th", seed: int = 0) -> np.ndarray:
     """Kick on 1 (and 3), snare on the backbeat, hats on every 8th (or 16th), a bass note per bar."""
     rng = np.random.default_rng(seed)
@@ -177,16 +187,6 @@ def test_pure_sine_and_a_drone_have_no_tempo():
 
 
 # ----------------------------------------------------------------- key
-
-
-def _tone(midi: int, seconds: float, rng: np.random.Generator, *, partials: int = 8, attack_s: float = 0.05,
-          decay: float = 0.8) -> np.ndarray:
-    """A sawtooth-like note (harmonics 1/k): every note brings its fifth-above 3rd partial along."""
-    t = np.arange(int(seconds * SR)) / SR
-    f = 440.0 * 2 ** ((midi - 69) / 12)
-    tone = sum(np.sin(2 * np.pi * k * f * t + rng.uniform(0, 6.28)) / k
-               for k in range(1, partials + 1) if k * f < SR / 2)
-    return tone * np.minimum(1.0, t / attack_s) * np.exp(-t * decay)
 
 
 def _progression(tonic: int, mode: str, seconds_per_chord: float = 1.5, repeats: int = 4) -> np.ndarray:
