@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ sys.path.insert(0, str(BENCH))
 import analysis_real  # noqa: E402
 import dev_probe  # noqa: E402
 import extra_dev_copies  # noqa: E402
+import tempocnn_probe  # noqa: E402
 
 
 @pytest.mark.parametrize(("original", "copy", "factor", "expected"), [
@@ -264,6 +266,11 @@ def test_dev_probe_caches_the_excerpt_once_and_reads_analyze_files_answers(tmp_p
     assert cached.stat().st_mtime_ns == first
     assert [p.name for p in dev_probe.EXCERPTS.iterdir()] == ["piece__clean.ogg.npy"]  # no partial file left
     np.testing.assert_array_equal(np.load(cached), audio.analysis_excerpt(song))
+    elsewhere = tmp_path / "test_excerpts"  # tempocnn_probe.py excerpts: another split, its own folder
+    elsewhere.mkdir()
+    dev_probe._cache_one(song, elsewhere)
+    np.testing.assert_array_equal(np.load(elsewhere / "piece__clean.ogg.npy"), np.load(cached))
+    assert [p.name for p in dev_probe.EXCERPTS.iterdir()] == ["piece__clean.ogg.npy"]
     name, (bpm, key, bpm_conf, key_conf) = dev_probe._read("piece__clean.ogg")
     f = audio.analyze_file(song)
     assert (name, bpm, key, bpm_conf, key_conf) == ("piece__clean.ogg", f.bpm, f.key, f.bpm_confidence,
@@ -420,3 +427,36 @@ def test_pair_auroc_ranks_consistent_pairs_by_their_lower_confidence():
     seed = {f: (a[0], a[1], None, None) for f, a in res.items()}
     assert analysis_real.pair_auroc(list(analysis_real._pairs(rows, seed)), "stretch") is None
     assert analysis_real.pair_auroc(pairs, "shift") is None  # no shifted copies here
+
+
+def test_tempocnn_windows_are_the_models_256_frame_inputs_every_128_frames():
+    mel = np.arange(40 * 600, dtype=np.float32).reshape(40, 600)
+    windows = tempocnn_probe._windows(mel)
+    assert windows.shape == (3, 40, 256, 1)  # starts 0, 128, 256; a fourth (384) would run past 600
+    for i, start in enumerate((0, 128, 256)):
+        assert np.array_equal(windows[i, :, :, 0], mel[:, start:start + 256])
+    short = tempocnn_probe._windows(mel[:, :100])  # under one window: zero-padded, not dropped
+    assert short.shape == (1, 40, 256, 1)
+    assert np.array_equal(short[0, :, :100, 0], mel[:, :100]) and not short[0, :, 100:].any()
+
+
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_tempocnn_stored_figures_come_again_from_the_stored_answers(split):
+    stored = json.loads((BENCH / "results" / f"tempocnn_{split}.json").read_text())
+    runs = [{"model": m, "answers": a, "seconds_per_file": stored["seconds_per_excerpt"][m]}
+            for m, a in stored["answers"].items()]
+    again = tempocnn_probe.score_runs(split, runs, BENCH / "realmusic" / stored["labels"])
+    assert again["figures"] == stored["figures"]  # the same rules on the same answers, to the last digit
+    assert again == {k: v for k, v in stored.items() if k != "extra dev copies, stretch consistency"}
+    assert set(stored["figures"]) == {"fcn", "cnn"}
+    for figures in stored["figures"].values():  # every labelled file and copy pair of the split was read
+        assert figures["n_stretch"] > 100 and figures["n_tempo"] > 90
+
+
+def test_tempocnn_scoring_names_the_model_missing_a_file():
+    stored = json.loads((BENCH / "results" / "tempocnn_test.json").read_text())
+    answers = dict(stored["answers"]["fcn"])
+    dropped = sorted(answers)[0]
+    del answers[dropped]
+    with pytest.raises(SystemExit, match=rf"fcn: no answer for 1 test files \(first: {re.escape(dropped)}\)"):
+        tempocnn_probe.score_runs("test", [{"model": "fcn", "answers": answers, "seconds_per_file": 0.3}])

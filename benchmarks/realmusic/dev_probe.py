@@ -66,10 +66,11 @@ def excerpt_path(name: str) -> Path:
     return EXCERPTS / f"{name}.npy"
 
 
-def _cache_one(path: Path) -> str:
+def _cache_one(path: Path, folder: Path | None = None) -> str:
+    """Decode ``path``'s analysis excerpt once, into ``folder`` (default: the dev cache, EXCERPTS)."""
     from lofi_pipeline.core.audio import analysis_excerpt
 
-    out = excerpt_path(path.name)
+    out = folder / f"{path.name}.npy" if folder else excerpt_path(path.name)
     if not out.exists():
         tmp = out.with_name(f".{path.name}.partial.npy")
         np.save(tmp, analysis_excerpt(path))
