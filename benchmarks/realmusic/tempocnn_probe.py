@@ -19,7 +19,8 @@ So the work is split in three steps, each in the environment it needs:
    file, averaged over 256-frame windows (hop 128) of a 40-band mel
    spectrum (20-5000 Hz, 1024-point frames, hop 512: the model's input);
    its peak (quadratically interpolated) is the tempo, its height the
-   confidence. Written as JSON ``{file: [bpm, confidence]}``.
+   confidence. Written as JSON: the model, the seconds per excerpt and
+   ``answers`` (``{file: [bpm, confidence]}``).
 3. ``score`` (project venv): those tempi scored with ``analysis_real.score``
    (Acc1, Acc2, stretch consistency, confidence AUROC), next to our stored
    figures; on dev also the extra copies' stretch consistency by source.
@@ -27,7 +28,7 @@ So the work is split in three steps, each in the environment it needs:
 Usage::
 
     python3.11 -m venv /tmp/tcnn
-    /tmp/tcnn/bin/pip install tempocnn==0.0.8 tensorflow-cpu==2.17.0 soundfile
+    /tmp/tcnn/bin/pip install tempocnn==0.0.8 soundfile     # brings TensorFlow 2.17 and numpy 1.26
     .venv/bin/python benchmarks/realmusic/tempocnn_probe.py excerpts --split test /tmp/exc_test
     /tmp/tcnn/bin/python benchmarks/realmusic/tempocnn_probe.py run /tmp/exc_test /tmp/tcnn_test.json
     .venv/bin/python benchmarks/realmusic/tempocnn_probe.py score --split test /tmp/tcnn_test.json
