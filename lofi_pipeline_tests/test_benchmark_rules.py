@@ -440,17 +440,22 @@ def test_tempocnn_windows_are_the_models_256_frame_inputs_every_128_frames():
     assert np.array_equal(short[0, :, :100, 0], mel[:, :100]) and not short[0, :, 100:].any()
 
 
-@pytest.mark.parametrize("split", ["test", "dev"])
-def test_tempocnn_stored_figures_come_again_from_the_stored_answers(split):
-    stored = json.loads((BENCH / "results" / f"tempocnn_{split}.json").read_text())
+@pytest.mark.parametrize(("results", "labels"), [
+    ("tempocnn_test.json", "labels.csv"),
+    ("tempocnn_dev.json", "labels.csv"),
+    ("tempocnn_holdout.json", "holdout_labels.csv"),  # recordings only: stretch pairs, no tempo labels
+])
+def test_tempocnn_stored_figures_come_again_from_the_stored_answers(results, labels):
+    stored = json.loads((BENCH / "results" / results).read_text())
+    assert stored["labels"] == labels
     runs = [{"model": m, "answers": a, "seconds_per_file": stored["seconds_per_excerpt"][m]}
             for m, a in stored["answers"].items()]
-    again = tempocnn_probe.score_runs(split, runs, BENCH / "realmusic" / stored["labels"])
+    again = tempocnn_probe.score_runs(stored["split"], runs, BENCH / "realmusic" / labels)
     assert again["figures"] == stored["figures"]  # the same rules on the same answers, to the last digit
     assert again == {k: v for k, v in stored.items() if k != "extra dev copies, stretch consistency"}
     assert set(stored["figures"]) == {"fcn", "cnn"}
-    for figures in stored["figures"].values():  # every labelled file and copy pair of the split was read
-        assert figures["n_stretch"] > 100 and figures["n_tempo"] > 90
+    for figures in stored["figures"].values():  # every copy pair of the split was read
+        assert figures["n_stretch"] >= 96 and figures["stretch consistency"] is not None
 
 
 def test_tempocnn_scoring_names_the_model_missing_a_file():

@@ -50,16 +50,17 @@ HERE = Path(__file__).resolve().parent
 WINDOW, HOP = 256, 128  # mel frames per model input, and between inputs
 
 
-def _excerpts(split: str, out: Path) -> None:
+def _excerpts(split: str, out: Path, corpus: Path | None) -> None:
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
     from analysis_real import CORPUS, read_rows
     from dev_probe import _cache_one
 
+    corpus = corpus or CORPUS
     out.mkdir(parents=True, exist_ok=True)
-    rows = read_rows(CORPUS / "labels.csv", split)
+    rows = read_rows(corpus / "labels.csv", split)
     for i, row in enumerate(rows, 1):
-        _cache_one(CORPUS / row["file"], out)  # dev_probe's decode: written whole or not at all
+        _cache_one(corpus / row["file"], out)  # dev_probe's decode: written whole or not at all
         print(f"\rexcerpts {i}/{len(rows)}", end="", flush=True)
     print(f"\n{len(rows)} excerpts in {out}")
 
@@ -117,7 +118,7 @@ def score_runs(split: str, runs: list[dict], labels: Path = HERE / "labels.csv")
     return results
 
 
-def _score(split: str, paths: list[Path], out: Path | None) -> None:
+def _score(split: str, paths: list[Path], out: Path | None, labels: Path, compare: Path | None) -> None:
     runs = []
     for path in paths:
         try:
@@ -128,17 +129,17 @@ def _score(split: str, paths: list[Path], out: Path | None) -> None:
         except (OSError, ValueError, KeyError) as exc:
             sys.exit(f"{path}: expected a file written by tempocnn_probe.py run ({exc})")
         runs.append(run)
-    results = score_runs(split, runs)
+    results = score_runs(split, runs, labels)
     for model, figures in results["figures"].items():
         print(f"tempo-CNN ({model}) on the {split} split, "
               f"{results['seconds_per_excerpt'][model]:.2f} s per excerpt:")
         for name in SHOWN:
             value = figures[name]
             print(f"  {name:28s} {value:.3f}" if isinstance(value, float) else f"  {name:28s} {value}")
-    ours = HERE.parent / "results" / f"analysis_real_{split}.json"
+    ours = compare or HERE.parent / "results" / f"analysis_real_{split}.json"
     if ours.exists():
         for method, figs in json.loads(ours.read_text())["figures"].items():
-            print(f"  stored {method:10s} " + ", ".join(f"{n} {figs[n]:.3f}" for n in SHOWN[:3] if n in figs))
+            print(f"  stored {method:10s} " + ", ".join(f"{n} {figs[n]:.3f}" for n in SHOWN[:3] if figs.get(n) is not None))
     if split == "dev":  # the extra dev copies (built by extra_dev_copies.py), when their answers are there
         sys.path.insert(0, str(HERE))
         from dev_probe import dev_files
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("excerpts", help="our analysis excerpts of one split, as .npy (project venv)")
     ex.add_argument("--split", default="test")
+    ex.add_argument("--corpus", type=Path, help="a corpus folder with its labels.csv (default: build.py's)")
     ex.add_argument("out", type=Path)
     run = sub.add_parser("run", help="tempo-CNN on a folder of excerpts (tempocnn venv)")
     run.add_argument("folder", type=Path)
@@ -173,14 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     sc = sub.add_parser("score", help="score run's answers on a split (project venv)")
     sc.add_argument("--split", default="test")
     sc.add_argument("--json", type=Path, help="write the figures and the split's answers here")
+    sc.add_argument("--labels", type=Path, default=HERE / "labels.csv",
+                    help="the labels to score against (realmusic/holdout_labels.csv for the holdout set)")
+    sc.add_argument("--compare", type=Path,
+                    help="analysis_real.py results to print beside (default: results/analysis_real_SPLIT.json)")
     sc.add_argument("runs", type=Path, nargs="+", help="files written by run, one per model")
     args = ap.parse_args(argv)
     if args.command == "excerpts":
-        _excerpts(args.split, args.out)
+        _excerpts(args.split, args.out, args.corpus)
     elif args.command == "run":
         _run(args.folder, args.out, args.model)
     else:
-        _score(args.split, args.runs, args.json)
+        _score(args.split, args.runs, args.json, args.labels, args.compare)
     return 0
 
 
