@@ -33,6 +33,11 @@ Usage::
     /tmp/tcnn/bin/python benchmarks/realmusic/tempocnn_probe.py run /tmp/exc_test /tmp/tcnn_test.json
     .venv/bin/python benchmarks/realmusic/tempocnn_probe.py score --split test /tmp/tcnn_test.json
 
+The second held-out set: ``excerpts --split all --corpus
+benchmarks/realmusic/corpus/holdout``, then ``score --split all --labels
+benchmarks/realmusic/holdout_labels.csv --compare
+benchmarks/results/analysis_real_holdout.json``.
+
 (``run --model cnn`` picks another of the package's models; ``fcn`` is its default.)
 """
 
@@ -98,6 +103,11 @@ def _run(folder: Path, out: Path, model: str) -> None:
 SHOWN = ("Acc1", "Acc2", "stretch consistency", "tempo conf AUROC", "stretch pair conf AUROC")
 
 
+def _as_answers(run: dict) -> dict[str, tuple]:
+    """``run``'s tempi in analysis_real's answer shape (bpm, key, bpm confidence, key confidence)."""
+    return {name: (bpm, None, conf, None) for name, (bpm, conf) in run["answers"].items()}
+
+
 def score_runs(split: str, runs: list[dict], labels: Path = HERE / "labels.csv") -> dict:
     """``run``'s outputs scored on one split: a results dict with figures and answers per model."""
     sys.path.insert(0, str(HERE.parent))
@@ -107,7 +117,7 @@ def score_runs(split: str, runs: list[dict], labels: Path = HERE / "labels.csv")
     results: dict = {"split": split, "labels": labels.name, "figures": {}, "seconds_per_excerpt": {},
                      "answers": {}}
     for run in runs:
-        answers = {name: (bpm, None, conf, None) for name, (bpm, conf) in run["answers"].items()}
+        answers = _as_answers(run)
         missing = [r["file"] for r in rows if r["file"] not in answers]
         if missing:
             sys.exit(f"{run['model']}: no answer for {len(missing)} {split} files (first: {missing[0]})")
@@ -139,7 +149,8 @@ def _score(split: str, paths: list[Path], out: Path | None, labels: Path, compar
     ours = compare or HERE.parent / "results" / f"analysis_real_{split}.json"
     if ours.exists():
         for method, figs in json.loads(ours.read_text())["figures"].items():
-            print(f"  stored {method:10s} " + ", ".join(f"{n} {figs[n]:.3f}" for n in SHOWN[:3] if figs.get(n) is not None))
+            shown = [f"{n} {figs[n]:.3f}" for n in SHOWN[:3] if figs.get(n) is not None]
+            print(f"  stored {method:10s} " + ", ".join(shown))
     if split == "dev":  # the extra dev copies (built by extra_dev_copies.py), when their answers are there
         sys.path.insert(0, str(HERE))
         from dev_probe import dev_files
@@ -149,7 +160,7 @@ def _score(split: str, paths: list[Path], out: Path | None, labels: Path, compar
         originals = [r for r in dev_rows if r["variant"] in ("orig", "clean")]
         results["extra dev copies, stretch consistency"] = {}
         for run in runs:
-            answers = {name: (bpm, None, conf, None) for name, (bpm, conf) in run["answers"].items()}
+            answers = _as_answers(run)
             extra = tally([j for j in jobs if j[3] in answers], answers, source_groups(originals))
             stretch = {group: oks for (kind, group), oks in extra.items() if kind == "stretch"}
             results["extra dev copies, stretch consistency"][run["model"]] = {
@@ -178,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--labels", type=Path, default=HERE / "labels.csv",
                     help="the labels to score against (realmusic/holdout_labels.csv for the holdout set)")
     sc.add_argument("--compare", type=Path,
-                    help="analysis_real.py results to print beside (default: results/analysis_real_SPLIT.json)")
+                    help="analysis_real.py results to print beside "
+                         "(default: results/analysis_real_SPLIT.json)")
     sc.add_argument("runs", type=Path, nargs="+", help="files written by run, one per model")
     args = ap.parse_args(argv)
     if args.command == "excerpts":
