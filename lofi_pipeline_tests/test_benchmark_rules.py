@@ -453,7 +453,7 @@ def test_tempocnn_stored_figures_come_again_from_the_stored_answers(results, lab
     again = tempocnn_probe.score_runs(stored["split"], runs, BENCH / "realmusic" / labels)
     assert again["figures"] == stored["figures"]  # the same rules on the same answers, to the last digit
     assert again == {k: v for k, v in stored.items() if k != "extra dev copies, stretch consistency"}
-    assert set(stored["figures"]) == {"fcn", "cnn"}
+    assert {"fcn", "cnn"} <= set(stored["figures"])  # dev also has the package's other tempo models
     for figures in stored["figures"].values():  # every copy pair of the split was read
         assert figures["n_stretch"] >= 96 and figures["stretch consistency"] is not None
 
