@@ -94,10 +94,10 @@ def _run(folder: Path, out: Path, model: str) -> None:
         index, _ = clf.quad_interpol_argmax(dist)
         answers[path.name[:-len(".npy")]] = [float(clf.to_bpm(index)), float(dist.max())]
         print(f"\r{model} {i}/{len(paths)}", end="", flush=True)
-    elapsed = time.perf_counter() - t0
-    out.write_text(json.dumps({"model": model, "seconds_per_file": elapsed / max(len(paths), 1),
-                               "answers": answers}, indent=1) + "\n")
-    print(f"\n{len(paths)} files, {elapsed / max(len(paths), 1):.2f} s each -> {out}")
+    per_file = (time.perf_counter() - t0) / max(len(paths), 1)
+    run = {"model": model, "seconds_per_file": per_file, "answers": answers}
+    out.write_text(json.dumps(run, indent=1) + "\n")
+    print(f"\n{len(paths)} files, {per_file:.2f} s each -> {out}")
 
 
 SHOWN = ("Acc1", "Acc2", "stretch consistency", "tempo conf AUROC", "stretch pair conf AUROC")
@@ -124,7 +124,7 @@ def score_runs(split: str, runs: list[dict], labels: Path = HERE / "labels.csv")
         figures = score(rows, answers)
         results["figures"][run["model"]] = {k: figures.get(k) for k in ("n_tempo", "n_stretch", *SHOWN)}
         results["seconds_per_excerpt"][run["model"]] = run["seconds_per_file"]
-        results["answers"][run["model"]] = {r["file"]: list(answers[r["file"]][::2]) for r in rows}
+        results["answers"][run["model"]] = {r["file"]: list(run["answers"][r["file"]]) for r in rows}
     return results
 
 
